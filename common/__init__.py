@@ -1,0 +1,3 @@
+"""clrepro shared package: losses, data, metrics, configs and run records."""
+
+__version__ = "0.1.0"

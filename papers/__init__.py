@@ -1,0 +1,1 @@
+"""Paper folders: each is a self-contained package run as ``python -m papers.<name>``."""
