@@ -1,0 +1,168 @@
+"""The ``reproduce`` command line, shared by nox and every paper's entry point.
+
+Standard library only, so that ``noxfile.py`` can validate a command (unknown paper, dataset or
+option: one line naming the valid choices, exit status 2) before it builds an environment.
+Each paper folder describes itself in ``paper.toml``: name, title, environment, datasets,
+variants and any extra options of its entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import tomllib
+
+SCALES = ("full", "reduced", "smoke")
+DEVICES = ("auto", "cpu", "cuda")
+USAGE_EXIT = 2
+
+
+@dataclass(frozen=True)
+class ExtraOption:
+    flag: str
+    help: str
+    is_flag: bool = False
+
+
+@dataclass(frozen=True)
+class PaperInfo:
+    """What ``paper.toml`` declares about a paper folder."""
+
+    name: str
+    title: str
+    folder: Path
+    environment: str
+    datasets: tuple[str, ...]
+    default_dataset: str
+    variants: tuple[str, ...]
+    extra_options: tuple[ExtraOption, ...] = field(default=())
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def read_paper_info(folder: Path) -> PaperInfo:
+    with (folder / "paper.toml").open("rb") as handle:
+        raw: dict[str, Any] = tomllib.load(handle)
+    datasets = tuple(raw["datasets"])
+    return PaperInfo(
+        name=folder.name,
+        title=str(raw.get("title", folder.name)),
+        folder=folder,
+        environment=str(raw["environment"]),
+        datasets=datasets,
+        default_dataset=str(raw.get("default_dataset", datasets[0])),
+        variants=tuple(raw["variants"]),
+        extra_options=tuple(
+            ExtraOption(str(o["flag"]), str(o.get("help", "")), bool(o.get("is_flag", False)))
+            for o in raw.get("options", [])
+        ),
+    )
+
+
+def discover_papers(papers_dir: Path | None = None) -> dict[str, PaperInfo]:
+    """Every folder of ``papers/`` that has a ``paper.toml``, by folder name."""
+    base = papers_dir or repo_root() / "papers"
+    found = {}
+    for folder in sorted(p for p in base.iterdir() if (p / "paper.toml").is_file()):
+        found[folder.name] = read_paper_info(folder)
+    return found
+
+
+def fail(message: str) -> NoReturn:
+    """Print one line to stderr and exit with the usage status."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(USAGE_EXIT)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line that names the valid options."""
+
+    def error(self, message: str) -> NoReturn:
+        if "unrecognized arguments" in message:
+            flags = sorted(
+                {s for a in self._actions for s in a.option_strings if s.startswith("--")}
+            )
+            message += "; valid options: " + ", ".join(flags)
+        fail(f"{self.prog}: {message}")
+
+
+def build_parser(info: PaperInfo) -> OneLineParser:
+    parser = OneLineParser(
+        prog=f"reproduce {info.name}",
+        description=f"Reproduce {info.title}.",
+        epilog="Trailing key=value items override config fields (dotted keys for nested ones).",
+    )
+    parser.add_argument("--dataset", choices=info.datasets, default=info.default_dataset)
+    parser.add_argument("--scale", choices=SCALES, default="reduced")
+    parser.add_argument("--seeds", type=_positive_int, default=1, help="run seeds 0..N-1")
+    parser.add_argument(
+        "--variants",
+        type=_variant_list(info.variants),
+        default=info.variants,
+        help="comma-separated subset of: " + ", ".join(info.variants),
+    )
+    parser.add_argument("--data-root", default=None, help="folder holding the datasets")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--resume", action="store_true", help="continue interrupted runs")
+    parser.add_argument("--results-dir", default=None, help="default: <repo>/results")
+    parser.add_argument("--work-dir", default=None, help="checkpoints and logs; default ./work")
+    parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
+    for option in info.extra_options:
+        if option.is_flag:
+            parser.add_argument(option.flag, action="store_true", help=option.help)
+        else:
+            parser.add_argument(option.flag, default=None, help=option.help)
+    parser.add_argument("overrides", nargs="*", help="config overrides key=value")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _variant_list(valid: Sequence[str]) -> Any:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(v.strip() for v in text.split(",") if v.strip())
+        unknown = [v for v in chosen if v not in valid]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"unknown variant {', '.join(unknown) or text!r}; choose from {', '.join(valid)}"
+            )
+        return chosen
+
+    return parse
+
+
+def parse_reproduce_args(
+    argv: Sequence[str], papers_dir: Path | None = None
+) -> tuple[PaperInfo, argparse.Namespace]:
+    """Validate ``<paper> [options] [key=value ...]``; exit 2 with one line on bad input."""
+    papers = discover_papers(papers_dir)
+    if not argv or argv[0].startswith("-"):
+        fail("name a paper first: reproduce <paper> [options]; papers: " + ", ".join(papers))
+    name, rest = argv[0], list(argv[1:])
+    if name not in papers:
+        fail(f"unknown paper {name!r}; valid papers: {', '.join(papers) or '(none)'}")
+    info = papers[name]
+    args = build_parser(info).parse_args(rest)
+    bad = [item for item in args.overrides if "=" not in item]
+    if bad:
+        fail(f"config overrides must be key=value, got {' '.join(bad)!r}")
+    return info, args
+
+
+if __name__ == "__main__":
+    parse_reproduce_args(sys.argv[1:])

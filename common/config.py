@@ -1,0 +1,123 @@
+"""Typed configs loaded from YAML, with ``key=value`` overrides from the command line.
+
+A paper declares its config as a subclass of :class:`StrictModel` (pydantic, unknown keys
+rejected). A YAML file holds the fields, plus an optional ``dataset_overrides`` mapping from a
+dataset name to the fields that differ for that dataset (the per-dataset weights of a paper's
+official scripts). Precedence: file < dataset override < command-line override.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from common.errors import ConfigError
+
+DATASET_OVERRIDES_KEY = "dataset_overrides"
+
+ModelT = TypeVar("ModelT", bound="StrictModel")
+
+
+class StrictModel(BaseModel):
+    """Base of every config: unknown keys and wrong types are errors, instances are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning I/O and syntax problems into :class:`ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config {path} must be a mapping at top level, got {type(data).__name__}"
+        )
+    return data
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into (["a", "b"], value); the value is parsed as YAML (1e-3, true)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+    return key.strip().split("."), value
+
+
+def _set_nested(target: dict[str, Any], path: list[str], value: Any) -> None:
+    node = target
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        problems.append(f"key '{where}': {err['msg']}")
+    return f"{source}: " + "; ".join(problems)
+
+
+def resolve_config_dict(
+    raw: Mapping[str, Any], dataset: str | None = None, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Apply the dataset override and the command-line overrides to a raw config mapping."""
+    data = dict(raw)
+    per_dataset = data.pop(DATASET_OVERRIDES_KEY, None) or {}
+    if not isinstance(per_dataset, dict):
+        raise ConfigError(f"'{DATASET_OVERRIDES_KEY}' must map dataset names to mappings")
+    if dataset is not None and dataset in per_dataset:
+        data = _deep_merge(data, per_dataset[dataset])
+    for item in overrides:
+        path, value = parse_override(item)
+        _set_nested(data, path, value)
+    return data
+
+
+def build_config(model: type[ModelT], data: Mapping[str, Any], source: str = "config") -> ModelT:
+    """Validate a mapping into ``model``; errors name the offending key."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+
+
+def load_config(
+    model: type[ModelT],
+    path: Path,
+    dataset: str | None = None,
+    overrides: Sequence[str] = (),
+) -> ModelT:
+    """Load ``path`` into ``model``, applying the dataset override and ``key=value`` overrides."""
+    data = resolve_config_dict(read_yaml(path), dataset, overrides)
+    return build_config(model, data, source=f"config {path.name}")

@@ -1,0 +1,184 @@
+"""Run records: one JSON file per run, written atomically and never overwritten.
+
+Schema (``schema_version`` 1): what ran (paper, variant, dataset with the sha256 of its files,
+scale, the resolved config, seed), what it gave (validation and test metrics, the model
+selection rule), and where and how (git commit and dirty flag, package versions, device,
+hardware, wall time, start and end time). Records live under
+``results/runs/<paper>/<dataset>/`` and are the only source of reproduced numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from common.errors import RecordError
+
+SCHEMA_VERSION = 1
+Scale = Literal["full", "reduced", "smoke"]
+Origin = Literal["trained", "official-checkpoint", "official-embeddings", "pretrained-baseline"]
+TRACKED_PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "transformers",
+    "faiss-cpu",
+    "clrepro-common",
+)
+
+
+class Metrics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    validation: dict[str, float] = Field(default_factory=dict)
+    test: dict[str, float] = Field(default_factory=dict)
+
+
+class GitState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    commit: str
+    dirty: bool
+
+
+class Hardware(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: str
+    device_name: str
+    cpu: str
+    cpu_count: int
+    platform: str
+    python: str
+    torch_threads: int
+
+
+class RunRecord(BaseModel):
+    """Everything needed to trust (or rerun) one reproduced number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    paper: str
+    variant: str
+    dataset: str
+    scale: Scale
+    origin: Origin = "trained"
+    source: str | None = None
+    dataset_files: dict[str, str]
+    config: dict[str, Any]
+    seed: int
+    metrics: Metrics
+    selection_rule: str
+    deviations: list[str] = Field(default_factory=list)
+    git: GitState
+    packages: dict[str, str]
+    hardware: Hardware
+    wall_time_s: float
+    started_at: str
+    ended_at: str
+    resumed: bool = False
+    run_dir: str | None = None
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_state(repo: Path | None = None) -> GitState:
+    """Current commit and whether tracked files differ from it ("unknown" outside a checkout)."""
+    cwd = str(repo) if repo else None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return GitState(commit="unknown", dirty=True)
+    return GitState(commit=commit, dirty=bool(status.strip()))
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def hardware_info(device: str) -> Hardware:
+    import torch
+
+    name = platform.processor() or platform.machine()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(torch.device(device))
+    return Hardware(
+        device=device,
+        device_name=name,
+        cpu=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count() or 1,
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch_threads=torch.get_num_threads(),
+    )
+
+
+def record_dir(results_dir: Path, paper: str, dataset: str) -> Path:
+    return results_dir / "runs" / paper / dataset
+
+
+def write_record(record: RunRecord, results_dir: Path) -> Path:
+    """Write ``record`` under ``results/runs/<paper>/<dataset>/`` with a unique name.
+
+    The file is written to a temporary name and linked into place, so a reader never sees a
+    partial record and an existing record is never replaced.
+    """
+    folder = record_dir(results_dir, record.paper, record.dataset)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = record.ended_at.replace(":", "").replace("-", "").replace("+0000", "Z")
+    name = f"{record.variant}_{record.scale}_seed{record.seed}_{stamp}_{uuid.uuid4().hex[:8]}.json"
+    final = folder / name
+    tmp = folder / f".{name}.tmp"
+    tmp.write_text(json.dumps(record.model_dump(), indent=2, sort_keys=False) + "\n")
+    try:
+        os.link(tmp, final)
+    except FileExistsError as exc:
+        raise RecordError(f"refusing to overwrite the existing record {final}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def read_record(path: Path) -> RunRecord:
+    try:
+        return RunRecord.model_validate_json(path.read_text())
+    except (ValidationError, ValueError) as exc:
+        raise RecordError(
+            f"run record {path} does not match schema v{SCHEMA_VERSION}: {exc}"
+        ) from exc
+
+
+def load_records(results_dir: Path, paper: str | None = None) -> list[RunRecord]:
+    """Every record under ``results_dir/runs`` (optionally one paper's), oldest first."""
+    root = results_dir / "runs" if paper is None else results_dir / "runs" / paper
+    if not root.exists():
+        return []
+    return [read_record(p) for p in sorted(root.rglob("*.json"))]

@@ -1,0 +1,324 @@
+"""Run a paper: resolve configs, loop over variants and seeds, checkpoint, resume, record.
+
+A paper's ``__main__.py`` is three lines::
+
+    from common.runner import PaperEntry, main
+    from .train import Config, run
+    raise SystemExit(main(PaperEntry(folder=Path(__file__).parent, config_model=Config, run=run)))
+
+``run(config, ctx)`` trains (or scores) one (variant, dataset, seed) and returns a
+:class:`RunOutcome`; this module writes the run record and prints the paper's comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from tqdm.auto import tqdm
+
+from common.cli import PaperInfo, parse_reproduce_args, read_paper_info, repo_root
+from common.config import StrictModel, build_config, read_yaml, resolve_config_dict
+from common.data import resolve_data_root
+from common.errors import ClreproError
+from common.records import (
+    RunRecord,
+    git_state,
+    hardware_info,
+    package_versions,
+    utc_now,
+    write_record,
+)
+from common.seeding import capture_rng_state, restore_rng_state, seed_everything, select_device
+
+T = TypeVar("T")
+CHECKPOINT_NAME = "checkpoint.pt"
+DONE_NAME = "record_path.txt"
+
+
+@dataclass
+class RunOutcome:
+    """What one run gives back to the runner."""
+
+    validation: dict[str, float]
+    test: dict[str, float]
+    selection_rule: str
+    dataset_files: dict[str, str]
+    origin: str = "trained"
+    source: str | None = None
+    deviations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunContext:
+    """Everything a paper's ``run`` needs besides its config."""
+
+    paper: str
+    variant: str
+    dataset: str
+    scale: str
+    seed: int
+    device: torch.device
+    data_root: Path
+    run_dir: Path
+    resume: bool
+    options: dict[str, Any]
+    logger: logging.Logger
+    tensorboard: Any = None
+    resumed: bool = False
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Atomically write ``state`` plus every RNG state (a crash never leaves half a file)."""
+        payload = dict(state, _rng=capture_rng_state())
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint when resuming (RNG states restored), else None."""
+        if not (self.resume and self.checkpoint_path.is_file()):
+            return None
+        state: dict[str, Any] = torch.load(
+            self.checkpoint_path, map_location="cpu", weights_only=False
+        )
+        restore_rng_state(state.pop("_rng"))
+        self.resumed = True
+        self.logger.info("resumed from %s", self.checkpoint_path)
+        return state
+
+    def log_metrics(self, step: int, metrics: dict[str, float], prefix: str) -> None:
+        shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        self.logger.info("[%s %d] %s", prefix, step, shown)
+        if self.tensorboard is not None:
+            for key, value in metrics.items():
+                self.tensorboard.add_scalar(f"{prefix}/{key}", value, step)
+
+    def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
+        bar: Iterable[T] = tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+        return bar
+
+
+RunFn = Callable[[Any, RunContext], RunOutcome]
+
+
+@dataclass(frozen=True)
+class PaperEntry:
+    folder: Path
+    config_model: type[StrictModel]
+    run: RunFn
+
+
+def config_path(folder: Path, scale: str) -> Path:
+    return folder / "configs" / f"{scale}.yaml"
+
+
+def resolve_config(
+    entry: PaperEntry, scale: str, dataset: str, variant: str, overrides: Sequence[str]
+) -> StrictModel:
+    path = config_path(entry.folder, scale)
+    data = resolve_config_dict(read_yaml(path), dataset, [f"variant={variant}", *overrides])
+    return build_config(entry.config_model, data, source=f"config {path}")
+
+
+def config_hash(config: StrictModel) -> str:
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def choose_run_dir(base: Path, resume: bool) -> Path:
+    """``base`` itself, or when it holds an earlier run and we are not resuming, ``base.N``.
+
+    Nothing an earlier run wrote is ever replaced; ``--resume`` picks the newest attempt.
+    """
+    attempts = [base, *sorted(base.parent.glob(base.name + ".*"), key=_attempt_number)]
+    existing = [p for p in attempts if p.exists()]
+    if resume and existing:
+        return existing[-1]
+    if not existing:
+        return base
+    return base.with_name(f"{base.name}.{_attempt_number(existing[-1]) + 1}")
+
+
+def _attempt_number(path: Path) -> int:
+    suffix = path.name.rsplit(".", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 1
+
+
+def make_logger(run_dir: Path, name: str) -> logging.Logger:
+    logger = logging.getLogger(f"clrepro.{name}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    for handler in (logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stderr)):
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return logger
+
+
+def _tensorboard_writer(enabled: bool, run_dir: Path) -> Any:
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ClreproError("--tensorboard needs the tensorboard package installed") from exc
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The parsed command line, independent of argparse."""
+
+    dataset: str
+    scale: str
+    seeds: int
+    variants: tuple[str, ...]
+    data_root: Path
+    device: torch.device
+    resume: bool
+    results_dir: Path
+    work_dir: Path
+    tensorboard: bool
+    overrides: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, seed: int) -> Path:
+    """Train (or resume, or skip if already recorded) one seed of one variant; return its record."""
+    config = resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
+    base = (
+        inv.work_dir
+        / info.name
+        / inv.dataset
+        / (f"{variant}-{inv.scale}-seed{seed}-{config_hash(config)}")
+    )
+    run_dir = choose_run_dir(base, inv.resume)
+    done = run_dir / DONE_NAME
+    if inv.resume and done.is_file():
+        print(f"already recorded: {done.read_text().strip()}", file=sys.stderr)
+        return Path(done.read_text().strip())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = make_logger(run_dir, f"{info.name}.{variant}.{seed}")
+    ctx = RunContext(
+        paper=info.name,
+        variant=variant,
+        dataset=inv.dataset,
+        scale=inv.scale,
+        seed=seed,
+        device=inv.device,
+        data_root=inv.data_root,
+        run_dir=run_dir,
+        resume=inv.resume,
+        options=inv.options,
+        logger=logger,
+        tensorboard=_tensorboard_writer(inv.tensorboard, run_dir),
+    )
+    logger.info(
+        "%s %s on %s, scale %s, seed %d -> %s",
+        info.name,
+        variant,
+        inv.dataset,
+        inv.scale,
+        seed,
+        run_dir,
+    )
+    seed_everything(seed)
+    started, clock = utc_now(), time.perf_counter()
+    outcome = entry.run(config, ctx)
+    record = RunRecord(
+        paper=info.name,
+        variant=variant,
+        dataset=inv.dataset,
+        scale=inv.scale,  # type: ignore[arg-type]
+        origin=outcome.origin,  # type: ignore[arg-type]
+        source=outcome.source,
+        dataset_files=outcome.dataset_files,
+        config=config.model_dump(mode="json"),
+        seed=seed,
+        metrics={"validation": outcome.validation, "test": outcome.test},  # type: ignore[arg-type]
+        selection_rule=outcome.selection_rule,
+        deviations=outcome.deviations,
+        git=git_state(repo_root()),
+        packages=package_versions(),
+        hardware=hardware_info(str(inv.device)),
+        wall_time_s=round(time.perf_counter() - clock, 3),
+        started_at=started,
+        ended_at=utc_now(),
+        resumed=ctx.resumed,
+        run_dir=str(run_dir),
+    )
+    path = write_record(record, inv.results_dir)
+    done.write_text(str(path) + "\n")
+    if ctx.tensorboard is not None:
+        ctx.tensorboard.close()
+    logger.info("record: %s  test: %s", path, outcome.test)
+    return path
+
+
+def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
+    reserved = {
+        "dataset",
+        "scale",
+        "seeds",
+        "variants",
+        "data_root",
+        "device",
+        "resume",
+        "results_dir",
+        "work_dir",
+        "tensorboard",
+        "overrides",
+    }
+    return Invocation(
+        dataset=args.dataset,
+        scale=args.scale,
+        seeds=args.seeds,
+        variants=tuple(args.variants),
+        data_root=resolve_data_root(args.data_root),
+        device=select_device(args.device),
+        resume=args.resume,
+        results_dir=Path(
+            args.results_dir or os.environ.get("CLREPRO_RESULTS_DIR") or repo_root() / "results"
+        ).resolve(),
+        work_dir=Path(args.work_dir or os.environ.get("CLREPRO_WORK_DIR") or "work").resolve(),
+        tensorboard=args.tensorboard,
+        overrides=tuple(args.overrides),
+        options={k: v for k, v in vars(args).items() if k not in reserved},
+    )
+
+
+def main(entry: PaperEntry, argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m papers.<name>``; bad input is one line and exit status 2."""
+    info = read_paper_info(entry.folder)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    _, args = parse_reproduce_args([info.name, *raw], entry.folder.parent)
+    try:
+        inv = invocation_from_args(args, info)
+        for variant in inv.variants:  # validate every config before the first long run
+            resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
+        for variant in inv.variants:
+            for seed in range(inv.seeds):
+                run_one(entry, info, inv, variant, seed)
+    except ClreproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from common.report import print_paper_comparison
+
+    print_paper_comparison(inv.results_dir, info.name)
+    return 0
