@@ -14,7 +14,8 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,3 +201,30 @@ def checksums(files: dict[str, Path], spec_name: str) -> dict[str, str]:
     """The verified sha256 of each file, for run records."""
     spec = get_dataset(spec_name)
     return {rel: spec.file(rel).sha256 for rel in files}
+
+
+def spec_for_local_files(name: str, root: Path, paths: Iterable[str]) -> DatasetSpec:
+    """A spec describing files that already exist under ``root`` (for tests' generated data)."""
+    files = tuple(
+        DataFile(rel, "", sha256_of(root / rel), (root / rel).stat().st_size) for rel in paths
+    )
+    return DatasetSpec(name=name, files=files, licence="test data", citation="generated")
+
+
+@contextmanager
+def temporary_dataset(spec: DatasetSpec) -> Iterator[DatasetSpec]:
+    """Register ``spec`` in place of any dataset of that name until the block ends.
+
+    Lets a smoke test run the real loaders, with checksum verification on, over tiny files it
+    generated itself.
+    """
+    _load_catalog()
+    previous = _REGISTRY.get(spec.name)
+    _REGISTRY[spec.name] = spec
+    try:
+        yield spec
+    finally:
+        if previous is None:
+            _REGISTRY.pop(spec.name, None)
+        else:
+            _REGISTRY[spec.name] = previous
