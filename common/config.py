@@ -57,7 +57,17 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
-    return key.strip().split("."), value
+    return key.strip().split("."), _number_or_text(value)
+
+
+def _number_or_text(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` as text; researchers mean a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _set_nested(target: dict[str, Any], path: list[str], value: Any) -> None:

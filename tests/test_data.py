@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import hashlib
+import io
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from common.data import (
+    DATA_ROOT_ENV,
+    DataFile,
+    DatasetSpec,
+    download,
+    ensure_files,
+    get_dataset,
+    registered_datasets,
+    resolve_data_root,
+    spec_for_local_files,
+    temporary_dataset,
+)
+from common.errors import DataError
+from common.testing import shared_datasets
+
+PAYLOAD = b"user 1 2 3\n" * 1000
+
+
+def _item(url: str = "https://example.org/d/Beauty.txt") -> DataFile:
+    return DataFile("seqrec/Beauty.txt", url, hashlib.sha256(PAYLOAD).hexdigest(), len(PAYLOAD))
+
+
+class FakeServer:
+    """Serves PAYLOAD, honouring Range requests like a real HTTP server (status 206)."""
+
+    def __init__(self) -> None:
+        self.ranges: list[str | None] = []
+
+    def __call__(self, request: urllib.request.Request) -> io.BytesIO:
+        header = request.get_header("Range")
+        self.ranges.append(header)
+        start = int(header.split("=")[1].rstrip("-")) if header else 0
+        response = io.BytesIO(PAYLOAD[start:])
+        response.status = 206 if header else 200  # type: ignore[attr-defined]
+        return response
+
+
+def test_download_resumes_partial_file_and_moves_into_place(tmp_path: Path) -> None:
+    dest = tmp_path / "seqrec" / "Beauty.txt"
+    dest.parent.mkdir()
+    dest.with_name("Beauty.txt.part").write_bytes(PAYLOAD[:4000])
+    server = FakeServer()
+    download(_item(), dest, opener=server)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.ranges == ["bytes=4000-"]
+    assert not dest.with_name("Beauty.txt.part").exists()
+
+
+def test_download_with_wrong_checksum_is_not_moved_into_place(tmp_path: Path) -> None:
+    bad = DataFile("x.txt", "https://example.org/x", "0" * 64, len(PAYLOAD))
+    with pytest.raises(DataError, match="fails its checksum"):
+        download(bad, tmp_path / "x.txt", opener=FakeServer())
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_offline_error_names_url_and_data_root(tmp_path: Path) -> None:
+    def offline(request: urllib.request.Request) -> io.BytesIO:
+        raise urllib.error.URLError("no network")
+
+    with pytest.raises(DataError) as exc:
+        download(_item(), tmp_path / "Beauty.txt", opener=offline)
+    message = str(exc.value)
+    assert "https://example.org/d/Beauty.txt" in message and "--data-root" in message
+
+
+def _tiny_dataset(tmp_path: Path) -> DatasetSpec:
+    (tmp_path / "seqrec").mkdir(exist_ok=True)
+    (tmp_path / "seqrec" / "Beauty.txt").write_bytes(PAYLOAD)
+    return spec_for_local_files("seqrec-beauty", tmp_path, ["seqrec/Beauty.txt"])
+
+
+def test_local_files_are_verified(tmp_path: Path) -> None:
+    with temporary_dataset(_tiny_dataset(tmp_path)):
+        paths = ensure_files("seqrec-beauty", tmp_path)
+        assert paths["seqrec/Beauty.txt"].read_bytes() == PAYLOAD
+        (tmp_path / "seqrec" / "Beauty.txt").write_bytes(PAYLOAD[:-5])
+        with pytest.raises(DataError, match="truncated"):
+            ensure_files("seqrec-beauty", tmp_path)
+        (tmp_path / "seqrec" / "Beauty.txt").write_bytes(PAYLOAD[:-5] + b"XXXXX")
+        with pytest.raises(DataError, match="checksum"):
+            ensure_files("seqrec-beauty", tmp_path)
+
+
+def test_temporary_dataset_restores_the_catalog(tmp_path: Path) -> None:
+    original = get_dataset("seqrec-beauty")
+    with temporary_dataset(_tiny_dataset(tmp_path)):
+        assert get_dataset("seqrec-beauty") != original
+    assert get_dataset("seqrec-beauty") == original
+
+
+def test_unknown_dataset_lists_the_registered_ones() -> None:
+    with pytest.raises(DataError, match=r"registered datasets: .*seqrec-beauty"):
+        get_dataset("nosuch")
+
+
+def test_missing_file_without_download(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"Beauty\.txt is missing"):
+        ensure_files("seqrec-beauty", tmp_path, allow_download=False)
+
+
+def test_data_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path / "env"))
+    assert resolve_data_root(str(tmp_path / "cli")) == tmp_path / "cli"
+    assert resolve_data_root(None) == tmp_path / "env"
+    monkeypatch.delenv(DATA_ROOT_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert resolve_data_root(None) == tmp_path / "cache" / "clrepro" / "datasets"
+
+
+def test_catalog_entries_are_complete() -> None:
+    for name in registered_datasets():
+        spec = get_dataset(name)
+        assert spec.files and spec.licence and spec.citation, name
+        for item in spec.files:
+            assert len(item.sha256) == 64 and item.size > 0, item
+            assert not item.path.startswith("/"), item
+
+
+def test_shared_folder_matches_the_catalog() -> None:
+    """The real data on hand verifies against the catalog, as a data root, unchanged."""
+    root = shared_datasets()
+    if root is None:
+        pytest.skip("../shared/datasets is not on this machine")
+    for name in ("seqrec-beauty", "hetero-acm", "wiki1m-prefix", "cifar10-subset"):
+        paths = ensure_files(name, root, allow_download=False)
+        assert all(p.is_file() for p in paths.values())

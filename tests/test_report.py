@@ -1,0 +1,120 @@
+"""Comparison verdicts, the generated table and plots, and the committed reported-number files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.report import (
+    README_BEGIN,
+    README_END,
+    ReportedFile,
+    compare,
+    load_all_reported,
+    render_results,
+    verdict,
+)
+from common.runner import PaperEntry, main
+from tests.toy_paper import make_toy_paper
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("reported", "mean", "std", "scale", "expected"),
+    [
+        (0.0500, 0.0509, 0.0, "full", "match"),  # 1.8% away, inside 2% relative
+        (0.0500, 0.0511, 0.0, "full", "off"),  # 2.2% away, no spread to excuse it
+        (0.0500, 0.0540, 0.0025, "full", "match"),  # 8% away but within 2 std (0.005)
+        (0.0500, 0.0540, 0.0019, "full", "off"),  # 2 std = 0.0038 < 0.004
+        (0.0500, 0.0100, 0.0, "reduced", "reduced"),  # reduced scale is never compared
+        (None, 0.3, 0.0, "full", "no reported value"),
+    ],
+)
+def test_verdict(
+    reported: float | None, mean: float, std: float, scale: str, expected: str
+) -> None:
+    assert verdict(reported, mean, std, scale) == expected
+
+
+def _reported() -> ReportedFile:
+    return ReportedFile.model_validate(
+        {
+            "paper": "toy", "title": "Toy paper", "citation": "Nobody 2026", "units": "fraction",
+            "entries": [
+                {"method": "plain", "dataset": "tiny", "source": "Table 1, row plain",
+                 "metrics": {"mse": 0.5, "never_run": 1.0}},
+            ],
+        }
+    )  # fmt: skip
+
+
+def _run(entry: PaperEntry, tmp_path: Path, *args: str) -> None:
+    assert (
+        main(
+            entry, [*args, "--results-dir", str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")]
+        )
+        == 0
+    )
+
+
+def test_compare_aggregates_seeds_and_lists_unrun_numbers(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    _run(entry, tmp_path, "--scale", "full", "--seeds", "3", "--variants", "plain")
+    from common.records import load_records
+
+    records = load_records(tmp_path / "r", "toy")
+    rows = {(r.metric, r.verdict): r for r in compare("toy", records, _reported())}
+    mse = next(r for (m, _), r in rows.items() if m == "mse")
+    values = [rec.metrics.test["mse"] for rec in records]
+    assert mse.n == 3 and mse.mean == pytest.approx(sum(values) / 3)
+    assert mse.reported == 0.5 and mse.source == "Table 1, row plain"
+    assert mse.rel_diff == pytest.approx((mse.mean - 0.5) / 0.5)
+    assert ("never_run", "not run") in rows
+
+
+def test_smoke_runs_are_not_shown(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    _run(entry, tmp_path, "--scale", "smoke", "--variants", "plain")
+    from common.records import load_records
+
+    assert compare("toy", load_records(tmp_path / "r", "toy"), None) == []
+
+
+def test_render_results_writes_table_plot_and_readme_block(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    results = tmp_path / "results"
+    main(entry, ["--scale", "reduced", "--seeds", "2", "--results-dir", str(results),
+                 "--work-dir", str(tmp_path / "w")])  # fmt: skip
+    (results / "reported").mkdir()
+    (results / "reported" / "toy.yaml").write_text(yaml.safe_dump(_reported().model_dump()))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Top\n{README_BEGIN}\nold\n{README_END}\ntail\n")
+    out = render_results(results, readme)
+    text = out.read_text()
+    assert "| plain | tiny | mse | 0.5000 |" in text and "reduced" in text
+    assert (results / "plots" / "toy.png").stat().st_size > 1000
+    top = readme.read_text()
+    assert "old" not in top and "[toy](papers/toy/README.md)" in top and top.endswith("tail\n")
+
+
+def test_committed_reported_files_match_schema() -> None:
+    reported = load_all_reported(REPO / "results")
+    for name, data in reported.items():
+        assert data.paper == name, f"{name}.yaml declares paper {data.paper!r}"
+        assert (REPO / "papers" / name / "paper.toml").is_file(), f"no paper folder for {name}"
+        for entry in data.entries:
+            assert entry.metrics, f"{name}: {entry.method}/{entry.dataset} has no metrics"
+            if data.units == "fraction":
+                assert all(0 <= v <= 1 for v in entry.metrics.values()), (name, entry.method)
+            else:
+                assert all(0 <= v <= 100 for v in entry.metrics.values()), (name, entry.method)
+
+
+def test_committed_records_are_readable() -> None:
+    from common.records import load_records
+
+    for record in load_records(REPO / "results"):
+        assert record.scale in {"full", "reduced"}, "smoke records do not belong in results/"

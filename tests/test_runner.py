@@ -1,0 +1,119 @@
+"""The runner end to end on a toy paper: records, no overwrites, resume equals uninterrupted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from common.records import load_records
+from common.runner import main
+from tests.toy_paper import SimulatedCrash, make_toy_paper
+
+
+def _argv(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "--scale", "full", "--data-root", str(tmp_path / "data"),
+        "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"),
+        *extra,
+    ]  # fmt: skip
+
+
+def test_writes_one_record_per_variant_and_seed(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    assert main(entry, _argv(tmp_path, "--seeds", "2")) == 0
+    records = load_records(tmp_path / "results", "toy")
+    assert sorted((r.variant, r.seed) for r in records) == [
+        ("other", 0), ("other", 1), ("plain", 0), ("plain", 1)
+    ]  # fmt: skip
+    rec = records[0]
+    assert rec.scale == "full" and rec.dataset == "tiny"
+    assert rec.config["variant"] == rec.variant and rec.config["epochs"] == 4
+    assert rec.git.commit and rec.packages["torch"] and rec.wall_time_s >= 0
+    assert rec.hardware.device == "cpu"
+
+
+def test_rerun_never_overwrites(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    main(entry, _argv(tmp_path, "--variants", "plain"))
+    main(entry, _argv(tmp_path, "--variants", "plain"))
+    folder = tmp_path / "results" / "runs" / "toy" / "tiny"
+    assert len(list(folder.glob("*.json"))) == 2
+    work = tmp_path / "work" / "toy" / "tiny"
+    assert len([p for p in work.iterdir() if p.is_dir()]) == 2  # second attempt got its own dir
+
+
+def test_dataset_override_and_cli_override(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    main(entry, _argv(tmp_path, "--dataset", "small", "--variants", "plain", "epochs=2"))
+    (rec,) = load_records(tmp_path / "results", "toy")
+    assert rec.config["lr"] == 0.05 and rec.config["epochs"] == 2
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    main(entry, _argv(tmp_path, "--variants", "plain", "--work-dir", str(tmp_path / "w1")))
+    (straight,) = load_records(tmp_path / "results", "toy")
+
+    crash = _argv(tmp_path, "--variants", "plain", "--work-dir", str(tmp_path / "w2"))
+    with pytest.raises(SimulatedCrash):
+        main(entry, [*crash, "crash_after_epoch=1"])
+    # The config differs only in crash_after_epoch, so resume under the crashed run's config.
+    assert main(entry, [*crash, "--resume", "crash_after_epoch=1"]) == 0  # epochs 2-3 remain
+    resumed = [r for r in load_records(tmp_path / "results", "toy") if r.resumed]
+    assert len(resumed) == 1
+    assert resumed[0].metrics.test == pytest.approx(straight.metrics.test, abs=0)
+
+
+def test_resume_skips_recorded_seed(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    main(entry, _argv(tmp_path, "--variants", "plain"))
+    main(entry, _argv(tmp_path, "--variants", "plain", "--resume"))
+    assert len(load_records(tmp_path / "results", "toy")) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--dataset", "nosuch"], "invalid choice: 'nosuch' (choose from tiny, small)"),
+        (["--bogus"], "valid options: --data-root"),
+        (["--variants", "plain,nope"], "unknown variant nope; choose from plain, other"),
+        (["--scale", "huge"], "choose from full, reduced, smoke"),
+        (["notakeyvalue"], "must be key=value"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    entry = make_toy_paper(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(entry, _argv(tmp_path, *extra))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle.replace("'", "") in err.replace("'", "") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [("nosuchkey=1", "key 'nosuchkey': Extra inputs are not permitted"), ("lr=fast", "key 'lr'")],
+)
+def test_bad_config_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, needle: str
+) -> None:
+    entry = make_toy_paper(tmp_path)
+    assert main(entry, _argv(tmp_path, override)) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not (tmp_path / "results" / "runs").exists()  # rejected before any run started
+
+
+def test_record_is_valid_json_with_schema_version(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    main(entry, _argv(tmp_path, "--variants", "plain"))
+    (path,) = (tmp_path / "results" / "runs" / "toy" / "tiny").glob("*.json")
+    raw = json.loads(path.read_text())
+    assert raw["schema_version"] == 1
+    for key in ("dataset_files", "config", "seed", "metrics", "selection_rule", "git",
+                "packages", "hardware", "wall_time_s", "started_at", "ended_at"):  # fmt: skip
+        assert key in raw
