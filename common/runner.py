@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from common.cli import PaperInfo, parse_reproduce_args, read_paper_info, repo_root
 from common.config import StrictModel, build_config, read_yaml, resolve_config_dict
 from common.data import resolve_data_root
+from common.distributed import init_from_env, is_distributed, rank
 from common.errors import ClreproError
 from common.records import (
     RunRecord,
@@ -82,6 +83,8 @@ class RunContext:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Atomically write ``state`` plus every RNG state (a crash never leaves half a file)."""
+        if rank() != 0:  # under torchrun every rank holds the same model; one file suffices
+            return
         payload = dict(state, _rng=capture_rng_state())
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(payload, tmp)
@@ -157,15 +160,23 @@ def _attempt_number(path: Path) -> int:
     return int(suffix) if suffix.isdigit() else 1
 
 
-def make_logger(run_dir: Path, name: str) -> logging.Logger:
-    logger = logging.getLogger(f"clrepro.{name}")
+def _barrier() -> None:
+    if is_distributed():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def make_logger(run_dir: Path, name: str, process_rank: int = 0) -> logging.Logger:
+    logger = logging.getLogger(f"clrepro.{name}.{process_rank}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    for handler in (logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stderr)):
+    log_name = "train.log" if process_rank == 0 else f"train.rank{process_rank}.log"
+    for handler in (logging.FileHandler(run_dir / log_name), logging.StreamHandler(sys.stderr)):
         handler.setFormatter(fmt)
         logger.addHandler(handler)
     return logger
@@ -209,12 +220,13 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
         / (f"{variant}-{inv.scale}-seed{seed}-{config_hash(config)}")
     )
     run_dir = choose_run_dir(base, inv.resume)
+    _barrier()  # every rank chose the same folder before any rank creates it
     done = run_dir / DONE_NAME
     if inv.resume and done.is_file():
         print(f"already recorded: {done.read_text().strip()}", file=sys.stderr)
         return Path(done.read_text().strip())
     run_dir.mkdir(parents=True, exist_ok=True)
-    logger = make_logger(run_dir, f"{info.name}.{variant}.{seed}")
+    logger = make_logger(run_dir, f"{info.name}.{variant}.{seed}", rank())
     ctx = RunContext(
         paper=info.name,
         variant=variant,
@@ -241,6 +253,8 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
     seed_everything(seed)
     started, clock = utc_now(), time.perf_counter()
     outcome = entry.run(config, ctx)
+    if rank() != 0:
+        return run_dir
     record = RunRecord(
         paper=info.name,
         variant=variant,
@@ -291,7 +305,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         seeds=args.seeds,
         variants=tuple(args.variants),
         data_root=resolve_data_root(args.data_root),
-        device=select_device(args.device),
+        device=_process_device(select_device(args.device)),
         resume=args.resume,
         results_dir=Path(
             args.results_dir or os.environ.get("CLREPRO_RESULTS_DIR") or repo_root() / "results"
@@ -303,12 +317,21 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
     )
 
 
+def _process_device(device: torch.device) -> torch.device:
+    """Under torchrun each process takes the GPU of its local rank."""
+    local = os.environ.get("LOCAL_RANK")
+    if device.type == "cuda" and device.index is None and local is not None:
+        return torch.device("cuda", int(local))
+    return device
+
+
 def main(entry: PaperEntry, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m papers.<name>``; bad input is one line and exit status 2."""
     info = read_paper_info(entry.folder)
     raw = list(sys.argv[1:] if argv is None else argv)
     _, args = parse_reproduce_args([info.name, *raw], entry.folder.parent)
     try:
+        init_from_env()  # a no-op unless launched by torchrun
         inv = invocation_from_args(args, info)
         for variant in inv.variants:  # validate every config before the first long run
             resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
@@ -318,7 +341,8 @@ def main(entry: PaperEntry, argv: Sequence[str] | None = None) -> int:
     except ClreproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from common.report import print_paper_comparison
+    if rank() == 0:
+        from common.report import print_paper_comparison
 
-    print_paper_comparison(inv.results_dir, info.name)
+        print_paper_comparison(inv.results_dir, info.name)
     return 0
