@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -41,12 +42,20 @@ def test_two_processes_write_one_record(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(_free_port()), str(script), str(tmp_path), "--scale", "full", "--variants",
-        "plain", "--device", "cpu", "--results-dir", str(tmp_path / "r"),
+        "--master_port", str(_free_port()), str(script), str(tmp_path), "--scale", "full",
+        "--variants", "plain", "--device", "cpu", "--results-dir", str(tmp_path / "r"),
         "--work-dir", str(tmp_path / "w"),
     ]  # fmt: skip
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun's workers too, not only the launcher
+        raise
+    assert proc.returncode == 0, stderr[-2000:]
     (record,) = load_records(tmp_path / "r", "toy")
     run_dirs = list((tmp_path / "w" / "toy" / "tiny").iterdir())
     assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()
