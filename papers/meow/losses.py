@@ -1,0 +1,70 @@
+"""MEOW's losses (jianxiangyu/MEOW ``module/contrast.py``, ``code_adameow/module/adameow.py``).
+
+Weighted InfoNCE (MEOW), anchor ``c`` (projected coarse view), candidates ``f`` (projected fine
+view), ``s_ij = c_i·f_j / τ``, and ``w_ij`` the number of the K clusterings of ``f`` in which
+``i`` and ``j`` fall in different clusters (so ``w_ii = 0``: the positive is not in the sum)::
+
+    L = −1/N Σ_i log( exp(s_ii) / Σ_j w_ij exp(s_ij) )
+
+Prototype loss (PCL, Li et al. ICLR 2021) on the coarse anchor, per clustering with centroids
+``μ_k`` (L2-normalised) and per-cluster temperatures ``φ_k``::
+
+    L_proto = −1/N Σ_i log( exp(c_i·μ_{k(i)}/φ_{k(i)}) / (N · mean_k exp(c_i·μ_k/φ_k)) )
+
+averaged over clusterings (the official ``N · mean_k`` instead of ``Σ_k`` only adds the constant
+``log(N/K)``; kept so that loss values match the official code).
+
+AdaMEOW: anchor ``f``, candidates ``c``, learned ``w_ij = σ(MLP(f_i + c_j))`` on every pair,
+the positive included in the denominator::
+
+    L = −1/N Σ_i log( exp(s_ii) / Σ_j w_ij exp(s_ij) ),  s_ij = f_i·c_j / τ
+
+All sums are computed in log space (``logsumexp``), which equals the official
+``exp``-then-``log`` up to rounding and never overflows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .cluster import Clustering
+
+
+def negative_weights(assignments: list[torch.Tensor]) -> torch.Tensor:
+    """``w_ij = Σ_k [cluster_k(i) ≠ cluster_k(j)]`` (N×N)."""
+    n = assignments[0].shape[0]
+    weight = torch.zeros(n, n)
+    for a in assignments:
+        weight += (a.unsqueeze(1) != a.unsqueeze(0)).float()
+    return weight
+
+
+def weighted_info_nce(
+    anchor: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor, tau: float
+) -> torch.Tensor:
+    sim = anchor @ candidates.t() / tau
+    log_denominator = torch.logsumexp(sim + torch.log(weight), dim=1)
+    return (log_denominator - sim.diagonal()).mean()
+
+
+def proto_nce(anchor: torch.Tensor, clusterings: list[Clustering]) -> torch.Tensor:
+    n = anchor.shape[0]
+    total = anchor.new_zeros(())
+    for c in clusterings:
+        logits = anchor @ c.centroids.t() / c.density.unsqueeze(0)
+        pos = logits.gather(1, c.assignment.unsqueeze(1)).squeeze(1)
+        k = logits.shape[1]
+        log_neg = torch.logsumexp(logits, dim=1) - math.log(k) + math.log(n)
+        total = total + (log_neg - pos).mean()
+    return total / len(clusterings)
+
+
+def adaptive_info_nce(
+    anchor: torch.Tensor, candidates: torch.Tensor, weight_logits: torch.Tensor, tau: float
+) -> torch.Tensor:
+    sim = anchor @ candidates.t() / tau
+    log_denominator = torch.logsumexp(sim + F.logsigmoid(weight_logits), dim=1)
+    return (log_denominator - sim.diagonal()).mean()

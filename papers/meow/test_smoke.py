@@ -1,0 +1,101 @@
+"""End-to-end smoke run of MEOW, AdaMEOW and the embedding scorer on a tiny generated graph."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from common.data import spec_for_local_files, temporary_dataset
+from common.runner import main
+
+from .__main__ import ENTRY
+from .data import RATIOS
+
+N_PAPERS, N_AUTHORS, N_SUBJECTS, N_WORDS = 60, 40, 6, 30
+
+
+def write_tiny_acm(root: Path, seed: int = 0) -> list[str]:
+    """A random paper-author-subject graph in MEOW's ACM layout; returns the relative paths."""
+    rng = np.random.default_rng(seed)
+    folder = root / "hetero" / "acm"
+    folder.mkdir(parents=True)
+    labels = np.arange(N_PAPERS) % 3
+    pa = sp.csr_matrix(
+        (
+            np.ones(N_PAPERS * 2),
+            (np.repeat(np.arange(N_PAPERS), 2), rng.integers(0, N_AUTHORS, N_PAPERS * 2)),
+        ),
+        shape=(N_PAPERS, N_AUTHORS),
+    )
+    pa.data[:] = 1
+    ps = sp.csr_matrix(
+        (np.ones(N_PAPERS), (np.arange(N_PAPERS), labels * 2 + rng.integers(0, 2, N_PAPERS))),
+        shape=(N_PAPERS, N_SUBJECTS),
+    )
+    p_feat = sp.csr_matrix((rng.random((N_PAPERS, N_WORDS)) < 0.2).astype(np.float64))
+    a_feat = sp.csr_matrix((rng.random((N_AUTHORS, N_WORDS)) < 0.2).astype(np.float64))
+    for name, m in {
+        "nei_a": pa,
+        "nei_s": ps,
+        "p_feat": p_feat,
+        "a_feat": a_feat,
+        "pap": pa @ pa.T,
+        "psp": ps @ ps.T,
+    }.items():
+        sp.save_npz(folder / f"{name}.npz", sp.csr_matrix(m))
+    np.save(folder / "labels.npy", labels)
+    order = rng.permutation(N_PAPERS)
+    for r in RATIOS:
+        np.save(folder / f"train_{r}.npy", order[:12])
+        np.save(folder / f"val_{r}.npy", order[12:36])
+        np.save(folder / f"test_{r}.npy", order[36:])
+    return sorted(str(p.relative_to(root)) for p in folder.iterdir())
+
+
+def _records(results: Path) -> dict[str, dict]:
+    out = {}
+    for path in (results / "runs" / "meow" / "acm").glob("*.json"):
+        record = json.loads(path.read_text())
+        out[record["variant"]] = record
+    return out
+
+
+def test_smoke_end_to_end(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    paths = write_tiny_acm(data)
+    embeddings = tmp_path / "emb.pkl"
+    with embeddings.open("wb") as handle:
+        pickle.dump(np.random.default_rng(1).random((N_PAPERS, 8)).astype(np.float32), handle)
+    results = tmp_path / "results"
+    with temporary_dataset(spec_for_local_files("hetero-acm", data, paths)):
+        status = main(
+            ENTRY,
+            [
+                "--dataset",
+                "acm",
+                "--scale",
+                "smoke",
+                "--data-root",
+                str(data),
+                "--results-dir",
+                str(results),
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--embeddings",
+                str(embeddings),
+            ],
+        )
+    assert status == 0
+    records = _records(results)
+    assert set(records) == {"meow", "adameow", "meow-official-embeddings"}
+    keys = {f"{m}@{r}" for m in ("Ma-F1", "Mi-F1", "AUC") for r in RATIOS} | {"NMI", "ARI"}
+    for record in records.values():
+        assert set(record["metrics"]["test"]) == keys
+        assert all(math.isfinite(v) and 0 <= v <= 100 for v in record["metrics"]["test"].values())
+    assert records["meow-official-embeddings"]["origin"] == "official-embeddings"
+    assert records["meow"]["origin"] == "trained"
