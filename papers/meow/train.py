@@ -73,6 +73,7 @@ class Config(StrictModel):
     checkpoint_every: int = Field(25, ge=1)
     threads: int = Field(1, ge=1, description="torch/faiss threads")
     dense_above: float = Field(0.25, gt=0, le=1, description="graph density above which dense")
+    tie_break: Literal["official", "sparse"] = "official"
     budget_note: str = ""
     adameow: AdaConfig = AdaConfig()
 
@@ -177,6 +178,7 @@ def prepare_inputs(
     feat_mask: float,
     seed: int,
     dense_above: float,
+    tie_break: str = "official",
 ) -> GraphInputs:
     """PathSim pruning, normalisation, and the masks (drawn once, from the run seed)."""
     if len(nei_max) != len(graph.metapaths):
@@ -185,7 +187,9 @@ def prepare_inputs(
             f"meta-paths ({', '.join(m.name for m in graph.metapaths)})"
         )
     rng = np.random.default_rng(seed)
-    pruned = [pathsim_topk(m.counts, k) for m, k in zip(graph.metapaths, nei_max, strict=True)]
+    pruned = [
+        pathsim_topk(m.counts, k, tie_break) for m, k in zip(graph.metapaths, nei_max, strict=True)
+    ]
     normed = [normalize_official(p) for p in pruned]
     masked = [
         normalize_official(drop_edges(p, r, rng)) for p, r in zip(pruned, adj_mask, strict=True)
@@ -259,6 +263,7 @@ def train(config: Config, ctx: RunContext, graph: HeteroGraph) -> RunOutcome:
         ada.feat_mask if adaptive else config.feat_mask,
         ctx.seed,
         config.dense_above,
+        config.tie_break,
     )
     ctx.logger.info("preprocessing (PathSim, masks) took %.1f s", time.perf_counter() - clock)
     model = MEOW(config, graph, inputs, adaptive)
@@ -336,7 +341,9 @@ def _deviations(
         "evaluates the last training forward pass (train mode)"
         if config.embedding_mode == "eval"
         else "embedding of the last training forward pass (train mode), as the official code",
-        "PathSim top-k ties broken by larger node id (the official argsort order is unspecified)",
+        "PathSim top-k ties broken by numpy's argsort as in the official code"
+        if config.tie_break == "official"
+        else "PathSim top-k ties broken by larger node id (sparse selection)",
         "masks drawn with numpy's default_rng(seed), not the official global RNG streams",
     ]
     if ctx.dataset == "dblp":
