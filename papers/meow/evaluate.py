@@ -47,6 +47,12 @@ def macro_f1_batch(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) 
     return (f1 * present).sum(1) / present.sum(1)
 
 
+def xavier_init(runs: int, dim: int, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """Xavier-uniform weights of ``runs`` Linear(dim, C) layers, stored as (runs, dim, C)."""
+    bound = float(np.sqrt(6.0 / (dim + num_classes)))
+    return (torch.rand(runs, dim, num_classes, generator=gen) * 2 - 1) * bound
+
+
 def _first_better(best: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return value > best  # strict: the first iteration reaching the maximum wins (list.index)
 
@@ -57,15 +63,20 @@ def probe(
     split: dict[str, np.ndarray],
     cfg: ProbeConfig,
     generator: torch.Generator,
+    init: torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-run test and validation scores (fractions) of the 50 logistic regressions."""
+    """Per-run test and validation scores (fractions) of the logistic regressions.
+
+    ``init`` (runs, d, C) replaces the Xavier-uniform draw (tests use it to compare one batched
+    call with separate runs).
+    """
     num_classes = int(labels.max()) + 1
     x = {k: embeds[torch.as_tensor(v)] for k, v in split.items()}
     y = {k: labels[torch.as_tensor(v)] for k, v in split.items()}
     dim, runs = embeds.shape[1], cfg.runs
-    bound = float(np.sqrt(6.0 / (dim + num_classes)))
-    weight = (torch.rand(runs, dim, num_classes, generator=generator) * 2 - 1) * bound
-    weight.requires_grad_(True)
+    if init is None:
+        init = xavier_init(runs, dim, num_classes, generator)
+    weight = init.clone().requires_grad_(True)
     bias = torch.zeros(runs, 1, num_classes, requires_grad=True)
     opt = torch.optim.Adam([weight, bias], lr=cfg.lr, weight_decay=cfg.weight_decay)
     neg = torch.full((runs,), -1.0)
