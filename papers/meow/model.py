@@ -32,7 +32,8 @@ class TypeProjection(nn.Module):
 
     def forward(self, x: torch.Tensor | int) -> torch.Tensor:
         if isinstance(x, int):  # Linear(I) = Wᵀ + b without building the identity matrix
-            return self.linear.weight.t() + self.linear.bias
+            # contiguous: dropout then draws its mask in the same memory order as Linear(I)
+            return (self.linear.weight.t() + self.linear.bias).contiguous()
         return self.linear(x)
 
 
@@ -164,8 +165,8 @@ class MEOWEncoder(nn.Module):
         for view, mask, adj, madj in zip(views, masks, g.adjs, g.masked_adjs, strict=True):
             fine.append(F.normalize(self.encoder(view, adj), dim=1))
             fine.append(F.normalize(self.encoder(mask, madj), dim=1))
+        coarse = self.encoder(h_tar, g.mean_adj)  # before the attention: official RNG order
         z = self.attention(fine)
-        coarse = self.encoder(h_tar, g.mean_adj)
         return Views(fine=fine, z=z, coarse=coarse)
 
 
