@@ -1,11 +1,11 @@
 """Sessions: tests, smoke(<paper>), reproduce, results, lint, new.
 
-    nox -s tests                               # common's unit tests + every paper's smoke test
-    nox -s "smoke(mclrec)"                     # one paper, in its own environment only
-    nox -s reproduce -- mclrec --dataset beauty --scale reduced --seeds 3 --data-root DIR
-    nox -s results                             # regenerate results/README.md and the plots
-    nox -s lint                                # ruff, and mypy (strict on common)
-    nox -s new -- myidea --from mclrec         # fork a paper folder under a new name
+nox -s tests                               # common's unit tests + every paper's smoke test
+nox -s "smoke(mclrec)"                     # one paper, in its own environment only
+nox -s reproduce -- mclrec --dataset beauty --scale reduced --seeds 3 --data-root DIR
+nox -s results                             # regenerate results/README.md and the plots
+nox -s lint                                # ruff, and mypy (strict on common)
+nox -s new -- myidea --from mclrec         # fork a paper folder under a new name
 """
 
 from __future__ import annotations
