@@ -122,6 +122,14 @@ def _relation(path: Path, shape: tuple[int, int]) -> sp.csr_matrix:
     return binary(sp.csr_matrix((data, (edges[:, 0], edges[:, 1])), shape=shape))
 
 
+def _labels(path: Path) -> np.ndarray:
+    """Class ids 0..C-1 (IMDB's file uses 1..3; the official one-hot encoder remaps them too)."""
+    raw = np.load(path)
+    if raw.ndim != 1:
+        raise DataError(f"{path} should hold one label per target node, got shape {raw.shape}")
+    return np.unique(raw, return_inverse=True)[1].astype(np.int64)
+
+
 def _splits(folder: Path) -> dict[int, dict[str, np.ndarray]]:
     return {
         r: {
@@ -152,7 +160,7 @@ def _acm(root: Path) -> HeteroGraph:
             MetaPath("pap", _npz(d / "pap.npz"), ((0, 0),)),
             MetaPath("psp", _npz(d / "psp.npz"), ((1, 1),)),
         ],
-        labels=np.load(d / "labels.npy").astype(np.int64),
+        labels=_labels(d / "labels.npy"),
         splits=_splits(d),
     )
 
@@ -169,7 +177,7 @@ def _imdb(root: Path) -> HeteroGraph:
             MetaPath(name, _npz(d / f"{name}.npz"), ((i, i),))
             for i, name in enumerate(("mam", "mdm", "mkm"))
         ],
-        labels=np.load(d / "labels.npy").astype(np.int64),
+        labels=_labels(d / "labels.npy"),
         splits=_splits(d),
     )
 
@@ -227,7 +235,7 @@ def _dblp(root: Path) -> HeteroGraph:
             MetaPath("apcpa", counts["apcpa"], ((0, 1), (1, 2), (2, 3))),
             MetaPath("aptpa", counts["aptpa"], ((0, 4), (3, 5), (4, 6))),
         ],
-        labels=np.load(d / "labels.npy").astype(np.int64),
+        labels=_labels(d / "labels.npy"),
         splits=_splits(d),
     )
 
@@ -285,7 +293,7 @@ def load_labels(dataset: str, data_root: Path) -> LabelledNodes:
     paths = ensure_files(spec, data_root, [f"{folder}/{n}" for n in names])
     d = data_root / folder
     return LabelledNodes(
-        labels=np.load(d / "labels.npy").astype(np.int64),
+        labels=_labels(d / "labels.npy"),
         splits=_splits(d),
         files=checksums(paths, spec),
     )

@@ -201,3 +201,10 @@ def test_official_embeddings_score_as_released() -> None:
     aminer = load_labels("aminer", data).labels
     with (arts / "meow/aminer_embeddings.pkl").open("rb") as handle:
         assert pickle.load(handle).shape[0] == aminer.shape[0] == 6564
+
+
+def test_labels_are_remapped_to_zero_based(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from .data import _labels
+
+    np.save(tmp_path / "labels.npy", np.array([1, 3, 2, 3, 1]))  # IMDB's file uses 1..3
+    np.testing.assert_array_equal(_labels(tmp_path / "labels.npy"), [0, 2, 1, 2, 0])
