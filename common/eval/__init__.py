@@ -1,0 +1,1 @@
+"""Shared evaluation protocols (SentEval-style STS)."""
