@@ -34,6 +34,13 @@ __all__ = [
 ]
 
 
+def _transformers() -> Any:
+    """The transformers module, imported on first use (it is slow to import)."""
+    import importlib
+
+    return importlib.import_module("transformers")
+
+
 def resolve_model_path(name: str) -> str:
     """``all-minilm-l6-v2`` -> the packaged stand-in's folder; anything else unchanged."""
     if name.lower() != STAND_IN:
@@ -52,16 +59,15 @@ def load_encoder(name: str, dropout: float | None = None) -> tuple[Any, nn.Modul
 
     ``dropout`` sets both hidden and attention dropout (BERT's 0.1 is SimCSE's noise).
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
+    hf = _transformers()
     path = resolve_model_path(name)
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = hf.AutoConfig.from_pretrained(path)
         if dropout is not None:
             config.hidden_dropout_prob = dropout
             config.attention_probs_dropout_prob = dropout
-        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
-        model = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
+        tokenizer = hf.AutoTokenizer.from_pretrained(path, use_fast=True)
+        model = hf.AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
     except OSError as exc:
         raise ClreproError(
             f"cannot load encoder {name!r} ({type(exc).__name__}); without internet use "
@@ -150,15 +156,14 @@ def sts_encoder(
 
 def save_tiny_bert(folder: Path, words: Sequence[str], hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised small BERT and a word-level vocabulary, saved for smoke tests."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
+    hf = _transformers()
     folder.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join([*specials, *sorted(set(words))]) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    tokenizer = hf.BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
     tokenizer.save_pretrained(str(folder))
-    config = BertConfig(
+    config = hf.BertConfig(
         vocab_size=len(specials) + len(set(words)),
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -167,5 +172,5 @@ def save_tiny_bert(folder: Path, words: Sequence[str], hidden: int = 32, layers:
         max_position_embeddings=128,
     )
     torch.manual_seed(0)
-    BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
+    hf.BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     return folder

@@ -201,7 +201,8 @@ def cosine_scores(emb: dict[str, Tensor], pairs: PairSet) -> np.ndarray:
     a = torch.stack([emb[s] for s in pairs.sent1]).double()
     b = torch.stack([emb[s] for s in pairs.sent2]).double()
     cos = torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12)
-    return np.nan_to_num(cos.numpy())
+    out: np.ndarray = np.nan_to_num(cos.numpy()).astype(np.float64)
+    return out
 
 
 def score_pairs(emb: dict[str, Tensor], subsets: dict[str, PairSet]) -> dict[str, float]:
