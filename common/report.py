@@ -209,7 +209,7 @@ def paper_rows(results_dir: Path, paper: str) -> tuple[list[Row], ReportedFile |
 def print_paper_comparison(results_dir: Path, paper: str) -> None:
     rows, reported = paper_rows(results_dir, paper)
     print(f"\n## {paper}: reported vs reproduced ({results_dir / 'runs' / paper})\n")
-    print(markdown_table(rows, _digits(reported)) if rows else "(no records yet)")
+    print(markdown_table(rows, _digits(reported)) if rows else "(no full or reduced records yet)")
 
 
 def _paper_names(results_dir: Path) -> list[str]:

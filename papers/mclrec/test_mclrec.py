@@ -1,0 +1,104 @@
+"""MCLRec's parts against references: augmentations, the regulariser, the encoder, and the
+authors' Beauty checkpoint against the paper's Table 3."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from common.testing import shared_artifacts, shared_datasets
+
+from .augment import crop, mask, reorder, two_views
+from .data import load_dataset
+from .losses import margin_regulariser
+from .model import SASRec
+from .train import TEST_METRICS, evaluate
+
+ITEMS = torch.tensor(
+    [[5, 6, 7, 8, 9, 10, 0, 0], [3, 4, 0, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]]
+)
+LENGTHS = torch.tensor([6, 2, 1])
+
+
+def test_crop_keeps_a_contiguous_window_of_half() -> None:
+    for seed in range(20):
+        out, n = crop(ITEMS, LENGTHS, 0.5, torch.Generator().manual_seed(seed))
+        assert n.tolist() == [3, 1, 0]
+        first = out[0, :3].tolist()
+        assert first in ([5, 6, 7], [6, 7, 8], [7, 8, 9], [8, 9, 10]) and out[0, 3:].sum() == 0
+
+
+def test_mask_zeroes_exactly_half_of_the_real_positions() -> None:
+    for seed in range(20):
+        out, n = mask(ITEMS, LENGTHS, 0.5, torch.Generator().manual_seed(seed))
+        assert torch.equal(n, LENGTHS)
+        assert int((out[0, :6] == 0).sum()) == 3 and torch.equal(out[0, 6:], ITEMS[0, 6:])
+        kept = out[0, :6][out[0, :6] > 0]
+        assert set(kept.tolist()) <= set(ITEMS[0, :6].tolist())
+
+
+def test_reorder_permutes_one_window_only() -> None:
+    for seed in range(20):
+        out, _ = reorder(ITEMS, LENGTHS, 0.8, torch.Generator().manual_seed(seed))
+        assert sorted(out[0].tolist()) == sorted(ITEMS[0].tolist())
+        changed = (out[0] != ITEMS[0]).nonzero().flatten().tolist()
+        if changed:  # floor(6 * 0.8) = 4 consecutive positions at most
+            assert max(changed) - min(changed) < 4
+
+
+def test_two_views_use_distinct_operators_and_keep_singletons() -> None:
+    v1, n1, v2, n2 = two_views(ITEMS, LENGTHS, (0.5, 0.5, 0.8), torch.Generator().manual_seed(0))
+    assert torch.equal(v1[2], ITEMS[2]) and torch.equal(v2[2], ITEMS[2])  # length 1 unchanged
+    assert n1[2] == 1 and n2[2] == 1
+
+
+def _naive_regulariser(a: torch.Tensor, b: torch.Tensor) -> float:
+    z = torch.cat([a, b]).tolist()
+    batch, total_pos, total_neg, n_neg = len(a), 0.0, 0.0, 0
+    for i in range(2 * batch):
+        j = (i + batch) % (2 * batch)
+        dot = [sum(x * y for x, y in zip(z[i], z[k], strict=True)) for k in range(2 * batch)]
+        negatives = [dot[k] for k in range(2 * batch) if k not in (i, j)]
+        pos, hard = dot[j], max(negatives)
+        total_pos += max(pos - min(pos, hard), 0.0)
+        total_neg += sum(max(max(pos, hard) - neg, 0.0) for neg in negatives)
+        n_neg += len(negatives)
+    return total_pos / (2 * batch) + total_neg / n_neg
+
+
+def test_margin_regulariser_matches_a_loop() -> None:
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 4, generator=gen), torch.randn(5, 4, generator=gen)
+    assert float(margin_regulariser(a, b)) == pytest.approx(_naive_regulariser(a, b), rel=1e-5)
+
+
+def test_padding_columns_do_not_change_the_representation() -> None:
+    model = SASRec(20, max_len=8, hidden=8, layers=2, heads=2, inner=16).eval()
+    short = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    padded = torch.cat([short, torch.zeros(2, 5, dtype=torch.long)], dim=1)
+    lengths = torch.tensor([3, 2])
+    with torch.no_grad():
+        assert torch.allclose(model(short, lengths), model(padded, lengths), atol=1e-6)
+        # causal: appending an item does not change the state at an earlier position
+        longer = torch.tensor([[1, 2, 3, 9], [4, 5, 0, 0]])
+        assert torch.allclose(model(longer, lengths), model(short, lengths), atol=1e-6)
+
+
+PAPER_BEAUTY_MCLREC = {"HR@5": 0.0581, "HR@10": 0.0871, "HR@20": 0.1243,
+                       "NDCG@5": 0.0352, "NDCG@10": 0.0446, "NDCG@20": 0.0539}  # fmt: skip
+
+
+def test_official_beauty_checkpoint_gives_table_3() -> None:
+    """The authors' encoder, scored by our data split and evaluation, gives Table 3's row."""
+    data_root, artifacts = shared_datasets(), shared_artifacts()
+    if data_root is None or artifacts is None:
+        pytest.skip("../shared (Beauty.txt and the authors' checkpoint) is not on this machine")
+    path = artifacts / "mclrec" / "beauty_model.pth"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    torch.set_num_threads(1)
+    data = load_dataset("beauty", data_root, 50)
+    model = SASRec(data.n_items)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+    test = evaluate(model, data.test, 4096, torch.device("cpu"))
+    assert {k: round(test[k], 4) for k in TEST_METRICS} == PAPER_BEAUTY_MCLREC

@@ -1,0 +1,81 @@
+"""End-to-end smoke run on tiny generated data, plus resume == uninterrupted."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from common.data import spec_for_local_files, temporary_dataset
+from common.records import load_records
+from common.runner import RunContext, main
+
+from .__main__ import ENTRY
+
+REL = "seqrec/Beauty.txt"
+
+
+def write_tiny_beauty(root: Path, users: int = 40, items: int = 30) -> None:
+    rng = random.Random(0)
+    lines = []
+    for user in range(1, users + 1):
+        length = rng.randint(5, 12)
+        lines.append(" ".join(map(str, [user, *(rng.randint(1, items) for _ in range(length))])))
+    (root / "seqrec").mkdir(parents=True, exist_ok=True)
+    (root / REL).write_text("\n".join(lines) + "\n")
+
+
+def _argv(tmp_path: Path, work: str, *extra: str) -> list[str]:
+    return ["--scale", "smoke", "--data-root", str(tmp_path / "data"),
+            "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / work),
+            *extra]  # fmt: skip
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path):  # type: ignore[no-untyped-def]
+    write_tiny_beauty(tmp_path / "data")
+    with temporary_dataset(spec_for_local_files("seqrec-beauty", tmp_path / "data", [REL])):
+        yield tmp_path
+
+
+def test_smoke_all_variants(tiny: Path) -> None:
+    assert main(ENTRY, _argv(tiny, "w")) == 0
+    records = load_records(tiny / "results", "mclrec")
+    assert sorted(r.variant for r in records) == ["cl4srec", "mclrec", "sasrec"]
+    for rec in records:
+        assert set(rec.metrics.test) == {"HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"}
+        assert all(0 <= v <= 1 for v in rec.metrics.test.values())
+        assert "MRR@10" in rec.metrics.validation
+        assert rec.dataset_files[REL] and rec.scale == "smoke"
+
+
+def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(ENTRY, _argv(tiny, "straight", "--variants", "mclrec")) == 0
+    original = RunContext.save_checkpoint
+    calls = {"n": 0}
+
+    def crash_after_first_epoch(self: RunContext, state: dict) -> None:  # type: ignore[type-arg]
+        original(self, state)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunContext, "save_checkpoint", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec"))
+    monkeypatch.setattr(RunContext, "save_checkpoint", original)
+    assert main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec", "--resume")) == 0
+    straight, resumed = sorted(load_records(tiny / "results", "mclrec"), key=lambda r: r.resumed)
+    assert resumed.resumed and not straight.resumed
+    assert resumed.metrics.test == straight.metrics.test
+    assert resumed.metrics.validation == straight.metrics.validation
+
+
+def test_bad_checkpoint_is_a_clear_error(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tiny / "bogus.pth"
+    bogus.write_bytes(b"not a checkpoint")
+    argv = _argv(tiny, "w", "--variants", "mclrec", "--checkpoint", str(bogus))
+    argv[argv.index("smoke")] = "full"
+    assert main(ENTRY, argv) == 2
+    assert "not a RecBole checkpoint" in capsys.readouterr().err
