@@ -95,15 +95,19 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def git_state(repo: Path | None = None) -> GitState:
-    """Current commit and whether tracked files differ from it ("unknown" outside a checkout)."""
+def git_state(repo: Path | None = None, paths: tuple[str, ...] = ()) -> GitState:
+    """Current commit and whether tracked files under ``paths`` (default: all) differ from it.
+
+    A run depends on its paper folder, ``common`` and the environments; limiting the dirty check
+    to those keeps unrelated edits elsewhere in a shared checkout from flagging it.
+    """
     cwd = str(repo) if repo else None
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
             cwd=cwd,
             capture_output=True,
             text=True,

@@ -268,7 +268,7 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
         metrics={"validation": outcome.validation, "test": outcome.test},  # type: ignore[arg-type]
         selection_rule=outcome.selection_rule,
         deviations=outcome.deviations,
-        git=git_state(repo_root()),
+        git=git_state(repo_root(), (f"papers/{info.name}", "common", "environments")),
         packages=package_versions(),
         hardware=hardware_info(str(inv.device)),
         wall_time_s=round(time.perf_counter() - clock, 3),
