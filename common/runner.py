@@ -110,7 +110,10 @@ class RunContext:
                 self.tensorboard.add_scalar(f"{prefix}/{key}", value, step)
 
     def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
-        bar: Iterable[T] = tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+        # disable=None: a bar on a terminal, nothing in redirected logs (they keep the epoch lines)
+        bar: Iterable[T] = tqdm(
+            iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, disable=None
+        )
         return bar
 
 
