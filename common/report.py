@@ -218,6 +218,11 @@ def _paper_names(results_dir: Path) -> list[str]:
     return sorted(names | set(load_all_reported(results_dir)))
 
 
+def _bar_label(row: Row) -> str:
+    origin = "" if row.origin == "trained" else f"\n{row.origin}"
+    return f"{row.method}\n{row.metric}\n{row.scale}{origin}"
+
+
 def render_plot(rows: list[Row], paper: str, out: Path) -> Path | None:
     """Grouped bars per dataset: reported vs reproduced (error bars = std over seeds)."""
     shown = [r for r in rows if r.mean is not None]
@@ -232,7 +237,7 @@ def render_plot(rows: list[Row], paper: str, out: Path) -> Path | None:
     fig, axes = plt.subplots(len(datasets), 1, figsize=(11, 3.6 * len(datasets)), squeeze=False)
     for ax, dataset in zip(axes[:, 0], datasets, strict=True):
         sub = [r for r in shown if r.dataset == dataset]
-        labels = [f"{r.method}\n{r.metric}\n{r.scale}" for r in sub]
+        labels = [_bar_label(r) for r in sub]
         xs = range(len(sub))
         ax.bar(
             [x - 0.2 for x in xs],

@@ -44,7 +44,7 @@ def main() -> None:
     print(f"threads={args.threads} load average={os.getloadavg()[0]:.2f}")
     for variant in ("sasrec", "cl4srec", "mclrec"):
         epoch, full_eval = _epoch_seconds(variant, Path(args.data_root), args.batches)
-        print(f"{variant}: {epoch:.0f} s/epoch (Beauty, batch 256), full test eval {full_eval:.1f} s")
+        print(f"{variant}: {epoch:.0f} s/epoch (Beauty, batch 256), full eval {full_eval:.1f} s")
 
 
 if __name__ == "__main__":
