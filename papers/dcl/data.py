@@ -1,0 +1,120 @@
+"""Image datasets in their official formats: CIFAR-10 python batches and Fashion-MNIST IDX.
+
+Images come back as float tensors in [0, 1], [N, C, H, W]. A validation split for model
+selection is carved from the training images (never the test split).
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.data import checksums, ensure_files
+from common.errors import DataError
+
+CIFAR_DIR = "images/cifar-10-subset/cifar-10-batches-py"
+CIFAR_TRAIN = [f"{CIFAR_DIR}/data_batch_{i}" for i in range(1, 6)]
+CIFAR_TEST = [f"{CIFAR_DIR}/test_batch"]
+FMNIST_DIR = "images/fashion-mnist"
+FMNIST = {
+    "train": (
+        f"{FMNIST_DIR}/train-images-idx3-ubyte.gz",
+        f"{FMNIST_DIR}/train-labels-idx1-ubyte.gz",
+    ),
+    "test": (f"{FMNIST_DIR}/t10k-images-idx3-ubyte.gz", f"{FMNIST_DIR}/t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # [N, C, H, W] float in [0, 1]
+    labels: torch.Tensor  # [N] long
+
+
+@dataclass(frozen=True)
+class ImageData:
+    train: Split
+    valid: Split
+    test: Split
+    num_classes: int
+    files: dict[str, str]
+
+
+def read_cifar_batch(path: Path) -> Split:
+    """One official CIFAR-10 python batch (a pickled dict with ``data`` N×3072 and ``labels``)."""
+    try:
+        with path.open("rb") as handle:
+            batch = pickle.load(handle, encoding="latin1")
+        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+        raise DataError(f"{path} is not a CIFAR-10 python batch: {exc}") from exc
+    return Split(torch.from_numpy(data).float() / 255.0, torch.from_numpy(labels))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (gzip), as used by MNIST and Fashion-MNIST."""
+    with gzip.open(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise DataError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{path} holds {data.size} values, its header says {dims}")
+    return data.reshape(dims)
+
+
+def _cat(splits: list[Split]) -> Split:
+    return Split(torch.cat([s.images for s in splits]), torch.cat([s.labels for s in splits]))
+
+
+def _subset(split: Split, size: int | None, seed: int) -> Split:
+    if size is None or size >= len(split.labels):
+        return split
+    keep = torch.randperm(len(split.labels), generator=torch.Generator().manual_seed(seed))[:size]
+    return Split(split.images[keep], split.labels[keep])
+
+
+def _carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed))
+    n_valid = int(len(order) * fraction)
+    pick = lambda idx: Split(train.images[idx], train.labels[idx])  # noqa: E731
+    return pick(order[n_valid:]), pick(order[:n_valid])
+
+
+def load_images(
+    name: str,
+    data_root: Path,
+    *,
+    train_size: int | None,
+    test_size: int | None,
+    valid_fraction: float,
+    split_seed: int = 0,
+) -> ImageData:
+    """Train (minus a seeded validation part), validation and test splits of ``name``."""
+    if name == "cifar10":
+        files = ensure_files("cifar10-subset", data_root, CIFAR_TRAIN + CIFAR_TEST)
+        train = _cat([read_cifar_batch(files[p]) for p in CIFAR_TRAIN])
+        test = read_cifar_batch(files[CIFAR_TEST[0]])
+        sums = checksums(files, "cifar10-subset")
+    elif name == "fashion-mnist":
+        files = ensure_files("fashion-mnist", data_root, [*FMNIST["train"], *FMNIST["test"]])
+        splits = {}
+        for part, (images, labels) in FMNIST.items():
+            x = torch.from_numpy(read_idx(files[images]).copy()).float()[:, None] / 255.0
+            splits[part] = Split(x, torch.from_numpy(read_idx(files[labels]).astype(np.int64)))
+        train, test = splits["train"], splits["test"]
+        sums = checksums(files, "fashion-mnist")
+    else:
+        raise DataError(f"unknown image dataset {name!r}; choose cifar10 or fashion-mnist")
+    train, valid = _carve_validation(
+        _subset(train, train_size, split_seed), valid_fraction, split_seed
+    )
+    return ImageData(train, valid, _subset(test, test_size, split_seed + 1), 10, sums)
