@@ -40,6 +40,7 @@ class ReportedEntry(BaseModel):
     dataset: str
     source: str = Field(min_length=3)
     setting: dict[str, str] = Field(default_factory=dict)
+    config: dict[str, int | float | str] = Field(default_factory=dict)
     metrics: dict[str, float]
 
 
@@ -50,6 +51,7 @@ class ReportedFile(BaseModel):
     title: str
     citation: str
     units: Literal["fraction", "percent"]
+    group_by: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     entries: list[ReportedEntry]
 
@@ -114,23 +116,39 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, std
 
 
-def _group(records: Iterable[RunRecord]) -> dict[tuple[str, str, str, str], list[RunRecord]]:
+def method_label(method: str, keys: list[str], values: tuple[object, ...]) -> str:
+    """``dcl [batch_size=32]`` when a paper groups runs by config fields, else ``dcl``."""
+    if not keys:
+        return method
+    return f"{method} [" + ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) + "]"
+
+
+def _group(
+    records: Iterable[RunRecord], keys: list[str]
+) -> dict[tuple[str, str, str, str], list[RunRecord]]:
     groups: dict[tuple[str, str, str, str], list[RunRecord]] = defaultdict(list)
     for rec in records:
         if rec.scale != "smoke":
-            groups[(rec.variant, rec.dataset, rec.scale, rec.origin)].append(rec)
+            label = method_label(rec.variant, keys, tuple(rec.config.get(k) for k in keys))
+            groups[(label, rec.dataset, rec.scale, rec.origin)].append(rec)
     return groups
 
 
 def compare(paper: str, records: list[RunRecord], reported: ReportedFile | None) -> list[Row]:
-    """One row per (method, dataset, scale, origin, metric) plus reported values never run."""
+    """One row per (method, dataset, scale, origin, metric) plus reported values never run.
+
+    A paper whose claim is about a config field (DCL: the batch size) names it in ``group_by``:
+    runs are then grouped, and reported values matched, per value of that field.
+    """
+    keys = reported.group_by if reported else []
     lookup: dict[tuple[str, str, str], tuple[float, str]] = {}
     for entry in reported.entries if reported else []:
+        label = method_label(entry.method, keys, tuple(entry.config.get(k) for k in keys))
         for metric, value in entry.metrics.items():
-            lookup[(entry.method, entry.dataset, metric)] = (value, entry.source)
+            lookup[(label, entry.dataset, metric)] = (value, entry.source)
     rows: list[Row] = []
     covered: set[tuple[str, str, str]] = set()
-    for (method, dataset, scale, origin), group in sorted(_group(records).items()):
+    for (method, dataset, scale, origin), group in sorted(_group(records, keys).items()):
         metrics = sorted({m for r in group for m in r.metrics.test})
         for metric in metrics:
             values = [r.metrics.test[metric] for r in group if metric in r.metrics.test]
@@ -185,7 +203,8 @@ def _digits(reported: ReportedFile | None) -> int:
 def markdown_table(rows: list[Row], digits: int) -> str:
     head = (
         "| method | dataset | metric | reported | reproduced (mean ± std, n) | Δ | Δ rel | "
-        "scale | origin | verdict |\n|---|---|---|---|---|---|---|---|---|---|"
+        "scale | origin | verdict | source of the reported value |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for r in rows:
@@ -196,7 +215,8 @@ def markdown_table(rows: list[Row], digits: int) -> str:
         diff = "—" if r.diff is None else f"{r.diff:+.{digits}f}"
         lines.append(
             f"| {r.method} | {r.dataset} | {r.metric} | {_fmt(r.reported, digits)} | "
-            f"{reproduced} | {diff} | {rel} | {r.scale} | {r.origin} | {r.verdict} |"
+            f"{reproduced} | {diff} | {rel} | {r.scale} | {r.origin} | {r.verdict} | "
+            f"{r.source or '—'} |"
         )
     return "\n".join(lines)
 

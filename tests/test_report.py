@@ -118,3 +118,17 @@ def test_committed_records_are_readable() -> None:
 
     for record in load_records(REPO / "results"):
         assert record.scale in {"full", "reduced"}, "smoke records do not belong in results/"
+
+
+def test_group_by_config_field_splits_groups_and_matches_reported(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    for lr in ("0.1", "0.05"):
+        _run(entry, tmp_path, "--scale", "full", "--variants", "plain", f"lr={lr}")
+    from common.records import load_records
+
+    reported = _reported().model_copy(update={"group_by": ["lr"]})
+    reported.entries[0] = reported.entries[0].model_copy(update={"config": {"lr": 0.05}})
+    rows = compare("toy", load_records(tmp_path / "r", "toy"), reported)
+    mse = {r.method: r for r in rows if r.metric == "mse"}
+    assert set(mse) == {"plain [lr=0.1]", "plain [lr=0.05]"}
+    assert mse["plain [lr=0.05]"].reported == 0.5 and mse["plain [lr=0.1]"].reported is None
