@@ -1,0 +1,90 @@
+"""Smoke run on tiny generated images in the official layouts, and the parts against references."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from common.data import spec_for_local_files, temporary_dataset
+from common.records import load_records
+from common.runner import main
+
+from .__main__ import ENTRY
+from .augment import crop_and_flip, simclr_view
+from .data import CIFAR_TEST, CIFAR_TRAIN, FMNIST, read_idx
+from .evaluate import knn_accuracy
+from .plot import render
+
+
+def write_tiny_cifar(root: Path, per_batch: int = 12) -> list[str]:
+    rng = np.random.default_rng(0)
+    for rel in CIFAR_TRAIN + CIFAR_TEST:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        batch = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 "labels": [int(v) for v in rng.integers(0, 10, per_batch)]}  # fmt: skip
+        (root / rel).write_bytes(pickle.dumps(batch))
+    return CIFAR_TRAIN + CIFAR_TEST
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_smoke_cifar_all_losses_and_plot(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    files = write_tiny_cifar(data)
+    with temporary_dataset(spec_for_local_files("cifar10-subset", data, files)):
+        argv = ["--scale", "smoke", "--data-root", str(data), "--results-dir",
+                str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")]  # fmt: skip
+        assert main(ENTRY, argv) == 0
+    records = load_records(tmp_path / "r", "dcl")
+    assert sorted(r.variant for r in records) == ["dcl", "dclw", "simclr"]
+    for rec in records:
+        assert set(rec.metrics.test) == {"kNN top-1", "linear top-1"}
+        assert all(0 <= v <= 100 for v in rec.metrics.test.values())
+    assert render(tmp_path / "r", "smoke") is not None
+
+
+def test_fashion_mnist_idx_roundtrip(tmp_path: Path) -> None:
+    images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
+    write_idx(tmp_path / FMNIST["train"][0], images)
+    assert np.array_equal(read_idx(tmp_path / FMNIST["train"][0]), images)
+
+
+def test_knn_hand_computed() -> None:
+    # Bank: two class-0 points near +x, one class-1 point at +y. Query near +x -> class 0.
+    bank = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1])
+    queries = torch.tensor([[1.0, 0.05], [0.05, 1.0]])
+    assert knn_accuracy(bank, labels, queries, torch.tensor([0, 1]), 2, k=2) == 100.0
+    # k=3 with the query at 45°: weights exp(cos/0.1) favour the two class-0 points
+    q = torch.tensor([[math.sqrt(0.5), math.sqrt(0.5)]])
+    assert knn_accuracy(bank, labels, q, torch.tensor([0]), 2, k=3) == 100.0
+
+
+def test_crop_keeps_orientation_or_mirrors_it() -> None:
+    # A horizontal ramp stays monotonic along each row: increasing, or decreasing if flipped.
+    ramp = torch.linspace(0, 1, 16).expand(8, 3, 16, 16).contiguous()
+    out = crop_and_flip(ramp, (0.5, 1.0), torch.Generator().manual_seed(0))
+    steps = out[:, 0, 8, 1:] - out[:, 0, 8, :-1]
+    for row in steps:
+        assert bool((row >= -1e-5).all()) or bool((row <= 1e-5).all())
+    assert {bool((r >= -1e-5).all()) for r in steps} == {True, False}  # both flips occur
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_views_stay_in_range_and_differ(channels: int) -> None:
+    x = torch.rand(16, channels, 12, 12)
+    gen = torch.Generator().manual_seed(1)
+    a, b = simclr_view(x, gen), simclr_view(x, gen)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert not torch.allclose(a, b)
