@@ -101,7 +101,15 @@ def build_parser(info: PaperInfo) -> OneLineParser:
     )
     parser.add_argument("--dataset", choices=info.datasets, default=info.default_dataset)
     parser.add_argument("--scale", choices=SCALES, default="reduced")
-    parser.add_argument("--seeds", type=_positive_int, default=1, help="run seeds 0..N-1")
+    parser.add_argument(
+        "--seeds", type=_positive_int, default=1, help="number of seeds (default 1)"
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=_non_negative_int,
+        default=0,
+        help="run seeds K..K+N-1 (default 0), e.g. to add a third seed later",
+    )
     parser.add_argument(
         "--variants",
         type=_variant_list(info.variants),
@@ -123,14 +131,22 @@ def build_parser(info: PaperInfo) -> OneLineParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def _variant_list(valid: Sequence[str]) -> Any:

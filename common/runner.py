@@ -202,6 +202,7 @@ class Invocation:
     dataset: str
     scale: str
     seeds: int
+    first_seed: int
     variants: tuple[str, ...]
     data_root: Path
     device: torch.device
@@ -293,6 +294,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         "dataset",
         "scale",
         "seeds",
+        "first_seed",
         "variants",
         "data_root",
         "device",
@@ -306,6 +308,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         dataset=args.dataset,
         scale=args.scale,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         variants=tuple(args.variants),
         data_root=resolve_data_root(args.data_root),
         device=_process_device(select_device(args.device)),
@@ -339,7 +342,7 @@ def main(entry: PaperEntry, argv: Sequence[str] | None = None) -> int:
         for variant in inv.variants:  # validate every config before the first long run
             resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
         for variant in inv.variants:
-            for seed in range(inv.seeds):
+            for seed in range(inv.first_seed, inv.first_seed + inv.seeds):
                 run_one(entry, info, inv, variant, seed)
     except ClreproError as exc:
         print(f"error: {exc}", file=sys.stderr)

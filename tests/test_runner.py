@@ -34,6 +34,14 @@ def test_writes_one_record_per_variant_and_seed(tmp_path: Path) -> None:
     assert rec.hardware.device == "cpu"
 
 
+def test_first_seed_adds_seeds_to_an_earlier_run(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    main(entry, _argv(tmp_path, "--variants", "plain", "--seeds", "2"))
+    assert main(entry, _argv(tmp_path, "--variants", "plain", "--first-seed", "2")) == 0
+    seeds = sorted(r.seed for r in load_records(tmp_path / "results", "toy"))
+    assert seeds == [0, 1, 2]
+
+
 def test_rerun_never_overwrites(tmp_path: Path) -> None:
     entry = make_toy_paper(tmp_path)
     main(entry, _argv(tmp_path, "--variants", "plain"))
