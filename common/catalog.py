@@ -1158,6 +1158,42 @@ _SPECS = (
             ),
         ),
     ),
+    # The full CIFAR-10 python archive. Its official page publishes no checksum; the md5s are the
+    # ones torchvision verifies (archive and extracted batches), the size is the archive's.
+    DatasetSpec(
+        name="cifar10",
+        licence="CIFAR-10 terms (Krizhevsky 2009)",
+        citation="Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009)",
+        homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+        files=(
+            DataFile(
+                "images/cifar-10/cifar-10-python.tar.gz",
+                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                "",
+                170498071,
+                md5="c58f30108f718f92721af3b95e74349a",
+            ),
+            *(
+                DataFile(
+                    f"images/cifar-10/cifar-10-batches-py/{member}",
+                    "",
+                    "",
+                    None,
+                    md5=md5,
+                    archive="images/cifar-10/cifar-10-python.tar.gz",
+                )
+                for member, md5 in (
+                    ("batches.meta", "5ff9c542aee3614f3951f8cda6e48888"),
+                    ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+                    ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+                    ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+                    ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+                    ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+                    ("test_batch", "40351d587109b95175f43aff81a1287e"),
+                )
+            ),
+        ),
+    ),
     DatasetSpec(
         name="cifar10-subset",
         licence="CIFAR-10 terms (Krizhevsky 2009)",

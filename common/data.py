@@ -2,16 +2,18 @@
 
 Each dataset is a list of files, each with the official URL, its path under the data root (the
 dataset's official layout, so ``../shared/datasets`` works as a data root as it is), sha256 and
-size. :func:`ensure_files` returns verified local paths: a local file is hashed and checked, a
-missing file is downloaded (resuming a partial ``.part`` file, verifying, then moving into place
-atomically), and without a network the error names the URL and how to point ``--data-root`` at a
-local copy.
+size (an md5 instead where the official source publishes only that). :func:`ensure_files` returns
+verified local paths: a local file is hashed and checked, a missing file is downloaded (resuming a
+partial ``.part`` file, verifying, then moving into place atomically) or, when it is a member of
+a registered archive, extracted from the verified archive; without a network the error names the
+URL and how to point ``--data-root`` at a local copy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -27,12 +29,25 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class DataFile:
-    """One file of a dataset: where it lives under the data root and where it comes from."""
+    """One file of a dataset: where it lives under the data root and where it comes from.
+
+    ``sha256`` is the checksum; ``md5`` stands in where the official source publishes only an md5
+    (``sha256`` is then empty). ``size`` is None when the official source does not state it.
+    ``archive`` names the dataset file (a tar archive in the same folder or above) from which
+    this file is extracted; its path inside the archive is its path relative to the archive's
+    folder.
+    """
 
     path: str
     url: str
     sha256: str
-    size: int
+    size: int | None
+    md5: str = ""
+    archive: str = ""
+
+    def checksum_label(self) -> str:
+        """How run records name the verified content: ``<sha256>`` or ``md5:<md5>``."""
+        return self.sha256 or f"md5:{self.md5}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,11 @@ def resolve_data_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _digest(path, "sha256")
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(block)
@@ -109,18 +128,22 @@ def sha256_of(path: Path) -> str:
 
 
 def verify_file(path: Path, expected: DataFile) -> None:
-    """Raise :class:`DataError` if ``path`` is truncated or its sha256 differs."""
+    """Raise :class:`DataError` if ``path`` is truncated or its checksum differs."""
+    origin = expected.url or expected.archive or "its official source"
     size = path.stat().st_size
-    if size != expected.size:
+    if expected.size is not None and size != expected.size:
         raise DataError(
             f"{path} has {size} bytes, expected {expected.size}: the file is truncated or "
-            f"corrupt; delete it (it will be downloaded again from {expected.url})"
+            f"corrupt; delete it (it will be fetched again from {origin})"
         )
-    actual = sha256_of(path)
-    if actual != expected.sha256:
+    algorithm, wanted = ("sha256", expected.sha256) if expected.sha256 else ("md5", expected.md5)
+    if not wanted:
+        raise DataError(f"the registry has no checksum for {expected.path}")
+    actual = _digest(path, algorithm)
+    if actual != wanted:
         raise DataError(
-            f"{path} fails its checksum (sha256 {actual[:12]}…, expected {expected.sha256[:12]}…); "
-            f"delete it and download it again from {expected.url}"
+            f"{path} fails its checksum ({algorithm} {actual[:12]}…, expected {wanted[:12]}…); "
+            f"delete it and fetch it again from {origin}"
         )
 
 
@@ -137,10 +160,10 @@ def download(item: DataFile, dest: Path, opener: Opener | None = None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
-    if have > item.size:
-        part.unlink()
+    if item.size is None or have > item.size:  # no stated size: a partial file cannot be trusted
+        part.unlink(missing_ok=True)
         have = 0
-    if have < item.size:
+    if item.size is None or have < item.size:
         request = urllib.request.Request(item.url)
         if have:
             request.add_header("Range", f"bytes={have}-")
@@ -180,27 +203,58 @@ def ensure_files(
     """Verified local paths of a dataset's files (all, or those in ``paths``)."""
     spec = get_dataset(name)
     wanted = list(paths) if paths is not None else [f.path for f in spec.files]
-    resolved: dict[str, Path] = {}
-    for rel in wanted:
-        item = spec.file(rel)
-        local = data_root / item.path
-        if local.is_file():
-            verify_file(local, item)
-        elif allow_download:
-            download(item, local, opener=opener)
-        else:
-            raise DataError(
-                f"{local} is missing; download it from {item.url} or point --data-root at a "
-                f"folder holding {item.path}"
-            )
-        resolved[rel] = local
-    return resolved
+    return {rel: _ensure_one(spec, rel, data_root, allow_download, opener) for rel in wanted}
+
+
+def _ensure_one(
+    spec: DatasetSpec, rel: str, data_root: Path, allow_download: bool, opener: Opener | None
+) -> Path:
+    item = spec.file(rel)
+    local = data_root / item.path
+    if local.is_file():
+        verify_file(local, item)
+    elif item.archive:
+        archive = _ensure_one(spec, item.archive, data_root, allow_download, opener)
+        extract_member(archive, item, local)
+    elif allow_download:
+        download(item, local, opener=opener)
+    else:
+        raise DataError(
+            f"{local} is missing; download it from {item.url} or point --data-root at a "
+            f"folder holding {item.path}"
+        )
+    return local
+
+
+def extract_member(archive: Path, item: DataFile, dest: Path) -> Path:
+    """Extract ``item`` from the verified tar ``archive`` (safely: no links, no paths outside)."""
+    member = Path(item.path).relative_to(Path(item.archive).parent).as_posix()
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with tarfile.open(archive) as tar:
+            info = tar.getmember(member)
+            source = tar.extractfile(info) if info.isfile() else None
+            if source is None:
+                raise DataError(f"{archive} holds {member!r}, but not as a regular file")
+            part.parent.mkdir(parents=True, exist_ok=True)
+            with source, part.open("wb") as handle:
+                for block in iter(lambda: source.read(_CHUNK), b""):
+                    handle.write(block)
+    except KeyError:
+        raise DataError(
+            f"{archive} has no member {member!r}; is it the official archive?"
+        ) from None
+    except tarfile.TarError as exc:
+        raise DataError(f"{archive} is not a readable tar archive ({exc}); delete it") from exc
+    verify_file(part, item)
+    os.replace(part, dest)
+    return dest
 
 
 def checksums(files: dict[str, Path], spec_name: str) -> dict[str, str]:
-    """The verified sha256 of each file, for run records."""
+    """The verified checksum of each file, for run records (``md5:`` marks an md5)."""
     spec = get_dataset(spec_name)
-    return {rel: spec.file(rel).sha256 for rel in files}
+    return {rel: spec.file(rel).checksum_label() for rel in files}
 
 
 def spec_for_local_files(name: str, root: Path, paths: Iterable[str]) -> DatasetSpec:

@@ -12,6 +12,7 @@ from common.data import (
     DATA_ROOT_ENV,
     DataFile,
     DatasetSpec,
+    checksums,
     download,
     ensure_files,
     get_dataset,
@@ -122,7 +123,11 @@ def test_catalog_entries_are_complete() -> None:
         spec = get_dataset(name)
         assert spec.files and spec.licence and spec.citation, name
         for item in spec.files:
-            assert len(item.sha256) == 64 and item.size > 0, item
+            assert len(item.sha256) == 64 or len(item.md5) == 32, item
+            assert item.size is None or item.size > 0, item
+            assert item.url or item.archive or item.sha256, item  # fetchable, or a rebuilt copy
+            if item.archive:
+                assert spec.file(item.archive).url, item
             assert not item.path.startswith("/"), item
 
 
@@ -134,3 +139,71 @@ def test_shared_folder_matches_the_catalog() -> None:
     for name in ("seqrec-beauty", "hetero-acm", "wiki1m-prefix", "cifar10-subset"):
         paths = ensure_files(name, root, allow_download=False)
         assert all(p.is_file() for p in paths.values())
+
+
+def _archive_spec(tmp_path: Path) -> tuple[DatasetSpec, bytes]:
+    """A dataset whose two files live in a tar.gz with md5-only checksums, like CIFAR-10."""
+    import tarfile
+
+    members = {"batches/a.bin": b"alpha" * 100, "batches/b.bin": b"beta" * 100}
+    source = tmp_path / "build.tar.gz"
+    with tarfile.open(source, "w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    blob = source.read_bytes()
+    archive = DataFile(
+        "img/ds/ds.tar.gz", "https://example.org/ds.tar.gz", "", len(blob),
+        md5=hashlib.md5(blob).hexdigest(),
+    )  # fmt: skip
+    files = tuple(
+        DataFile(f"img/ds/{name}", "", "", None, md5=hashlib.md5(payload).hexdigest(),
+                 archive=archive.path)
+        for name, payload in members.items()
+    )  # fmt: skip
+    spec = DatasetSpec(name="archived", files=(archive, *files), licence="x", citation="y")
+    return spec, blob
+
+
+def test_archive_members_are_downloaded_extracted_and_verified(tmp_path: Path) -> None:
+    spec, blob = _archive_spec(tmp_path)
+    calls: list[str] = []
+
+    def opener(request: urllib.request.Request) -> io.BytesIO:
+        calls.append(request.full_url)
+        return io.BytesIO(blob)
+
+    root = tmp_path / "root"
+    with temporary_dataset(spec):
+        paths = ensure_files("archived", root, ["img/ds/batches/a.bin"], opener=opener)
+        assert paths["img/ds/batches/a.bin"].read_bytes() == b"alpha" * 100
+        ensure_files("archived", root, ["img/ds/batches/b.bin"], opener=opener)
+        assert calls == ["https://example.org/ds.tar.gz"]  # the verified archive is reused
+        assert not list(root.rglob("*.part"))
+        label = checksums(paths, "archived")["img/ds/batches/a.bin"]
+        assert label == "md5:" + hashlib.md5(b"alpha" * 100).hexdigest()
+
+
+def test_corrupt_member_or_archive_is_rejected(tmp_path: Path) -> None:
+    spec, blob = _archive_spec(tmp_path)
+    root = tmp_path / "root"
+    (root / "img/ds/batches").mkdir(parents=True)
+    (root / "img/ds/batches/a.bin").write_bytes(b"tampered")
+    with temporary_dataset(spec), pytest.raises(DataError, match="md5"):
+        ensure_files("archived", root, ["img/ds/batches/a.bin"], allow_download=False)
+    (root / "img/ds/batches/a.bin").unlink()
+    (root / "img/ds/ds.tar.gz").write_bytes(blob[:-1] + b"x")
+    with temporary_dataset(spec), pytest.raises(DataError, match="fails its checksum"):
+        ensure_files("archived", root, ["img/ds/batches/a.bin"], allow_download=False)
+
+
+def test_archive_without_the_member_says_so(tmp_path: Path) -> None:
+    spec, blob = _archive_spec(tmp_path)
+    ghost = DataFile("img/ds/batches/c.bin", "", "", None, md5="0" * 32, archive="img/ds/ds.tar.gz")
+    spec = DatasetSpec(name="archived", files=(*spec.files, ghost), licence="x", citation="y")
+    root = tmp_path / "root"
+    (root / "img/ds").mkdir(parents=True)
+    (root / "img/ds/ds.tar.gz").write_bytes(blob)
+    with temporary_dataset(spec), pytest.raises(DataError, match="has no member"):
+        ensure_files("archived", root, ["img/ds/batches/c.bin"], allow_download=False)

@@ -17,9 +17,12 @@ import torch
 from common.data import checksums, ensure_files
 from common.errors import DataError
 
-CIFAR_DIR = "images/cifar-10-subset/cifar-10-batches-py"
-CIFAR_TRAIN = [f"{CIFAR_DIR}/data_batch_{i}" for i in range(1, 6)]
-CIFAR_TEST = [f"{CIFAR_DIR}/test_batch"]
+# CIFAR-10 copies: the full official archive (downloaded and extracted, md5-verified) or the
+# real 5,170/1,017-image subset on hand offline, both in the official python-batch layout.
+CIFAR_COPIES = {
+    "full": ("cifar10", "images/cifar-10/cifar-10-batches-py"),
+    "subset": ("cifar10-subset", "images/cifar-10-subset/cifar-10-batches-py"),
+}
 FMNIST_DIR = "images/fashion-mnist"
 FMNIST = {
     "train": (
@@ -97,13 +100,16 @@ def load_images(
     test_size: int | None,
     valid_fraction: float,
     split_seed: int = 0,
+    cifar_copy: str = "full",
 ) -> ImageData:
     """Train (minus a seeded validation part), validation and test splits of ``name``."""
     if name == "cifar10":
-        files = ensure_files("cifar10-subset", data_root, CIFAR_TRAIN + CIFAR_TEST)
-        train = _cat([read_cifar_batch(files[p]) for p in CIFAR_TRAIN])
-        test = read_cifar_batch(files[CIFAR_TEST[0]])
-        sums = checksums(files, "cifar10-subset")
+        spec_name, folder = CIFAR_COPIES[cifar_copy]
+        train_files = [f"{folder}/data_batch_{i}" for i in range(1, 6)]
+        files = ensure_files(spec_name, data_root, [*train_files, f"{folder}/test_batch"])
+        train = _cat([read_cifar_batch(files[p]) for p in train_files])
+        test = read_cifar_batch(files[f"{folder}/test_batch"])
+        sums = checksums(files, spec_name)
     elif name == "fashion-mnist":
         files = ensure_files("fashion-mnist", data_root, [*FMNIST["train"], *FMNIST["test"]])
         splits = {}

@@ -5,31 +5,34 @@ from __future__ import annotations
 import gzip
 import math
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from common.data import spec_for_local_files, temporary_dataset
+from common.data import get_dataset, spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import main
 
 from .__main__ import ENTRY
 from .augment import crop_and_flip, simclr_view
-from .data import CIFAR_TEST, CIFAR_TRAIN, FMNIST, read_idx
+from .data import CIFAR_COPIES, FMNIST, load_images, read_idx
 from .evaluate import knn_accuracy
 from .plot import render
 
 
-def write_tiny_cifar(root: Path, per_batch: int = 12) -> list[str]:
+def write_tiny_cifar(root: Path, per_batch: int = 12, copy: str = "subset") -> list[str]:
+    folder = CIFAR_COPIES[copy][1]
+    names = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
     rng = np.random.default_rng(0)
-    for rel in CIFAR_TRAIN + CIFAR_TEST:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (root / folder).mkdir(parents=True, exist_ok=True)
         batch = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
                  "labels": [int(v) for v in rng.integers(0, 10, per_batch)]}  # fmt: skip
-        (root / rel).write_bytes(pickle.dumps(batch))
-    return CIFAR_TRAIN + CIFAR_TEST
+        (root / folder / name).write_bytes(pickle.dumps(batch))
+    return [f"{folder}/{name}" for name in names]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -52,6 +55,34 @@ def test_smoke_cifar_all_losses_and_plot(tmp_path: Path) -> None:
         assert set(rec.metrics.test) == {"kNN top-1", "linear top-1"}
         assert all(0 <= v <= 100 for v in rec.metrics.test.values())
     assert render(tmp_path / "r", "smoke") is not None
+
+
+def test_full_cifar_comes_from_the_verified_archive(tmp_path: Path) -> None:
+    """The paper recipe reads the full copy: members extracted from the md5-checked archive."""
+    import hashlib
+    import tarfile
+
+    staging = tmp_path / "staging"
+    files = write_tiny_cifar(staging, per_batch=30, copy="full")
+    folder = CIFAR_COPIES["full"][1]
+    archive = tmp_path / "data" / Path(folder).parent / "cifar-10-python.tar.gz"
+    archive.parent.mkdir(parents=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for rel in files:
+            tar.add(staging / rel, arcname=f"cifar-10-batches-py/{Path(rel).name}")
+    real = get_dataset("cifar10")
+    md5 = lambda path: hashlib.md5(path.read_bytes()).hexdigest()  # noqa: E731
+    members = [
+        replace(real.file(rel), md5=md5(staging / rel)) for rel in files
+    ]  # same paths and archive as the registry; checksums of the generated stand-ins
+    stand_in = replace(real.files[0], size=archive.stat().st_size, md5=md5(archive))
+    spec = replace(real, files=(stand_in, *members))
+    with temporary_dataset(spec):
+        data = load_images("cifar10", tmp_path / "data", train_size=None, test_size=None,
+                           valid_fraction=0.1)  # fmt: skip
+    assert len(data.train.labels) + len(data.valid.labels) == 150
+    assert len(data.test.labels) == 30
+    assert all(value.startswith("md5:") for value in data.files.values())
 
 
 def test_fashion_mnist_idx_roundtrip(tmp_path: Path) -> None:

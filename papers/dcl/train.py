@@ -47,6 +47,7 @@ class Config(StrictModel):
     momentum: float = 0.9
     weight_decay: float = 5e-4
     crop_scale_min: float = 0.08
+    cifar_copy: Literal["full", "subset"] = "full"  # subset: the real subset on hand offline
     train_size: int | None = None
     test_size: int | None = None
     valid_fraction: float = 0.1
@@ -148,6 +149,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         train_size=config.train_size,
         test_size=config.test_size,
         valid_fraction=config.valid_fraction,
+        cifar_copy=config.cifar_copy,
     )
     if len(data.train.labels) < config.batch_size:
         raise ClreproError(
@@ -206,6 +208,6 @@ def _deviations(config: Config, dataset: str) -> list[str]:
         notes.append(f"{config.epochs} epochs instead of 200")
     if config.train_size:
         notes.append(f"{config.train_size} training images (a seeded subset)")
-    if dataset == "cifar10":
+    if dataset == "cifar10" and config.cifar_copy == "subset":
         notes.append("CIFAR-10: a real 5,170/1,017-image subset of the official batches")
     return notes
