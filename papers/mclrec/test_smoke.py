@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -79,3 +80,30 @@ def test_bad_checkpoint_is_a_clear_error(tiny: Path, capsys: pytest.CaptureFixtu
     argv[argv.index("smoke")] = "full"
     assert main(ENTRY, argv) == 2
     assert "not a RecBole checkpoint" in capsys.readouterr().err
+
+
+def test_tune_runs_the_grid_once_and_picks_on_validation(tiny: Path) -> None:
+    from .tune import main as tune
+
+    out = tiny / "tuning"
+    argv = ["--dataset", "beauty", "--scale", "smoke", "--data-root", str(tiny / "data"),
+            "--out", str(out), "--work-dir", str(tiny / "tw"), "--lams", "0.01,0.1",
+            "--betas", "0.05"]  # fmt: skip
+    assert tune(argv) == 0
+    records = load_records(out, "mclrec")
+    assert sorted((r.config["lam"], r.config["beta"]) for r in records) == [(0.01, 0.05),
+                                                                           (0.1, 0.05)]  # fmt: skip
+    best = max(records, key=lambda r: r.metrics.validation["MRR@10"])
+    choice = json.loads((out / "choice.json").read_text())
+    assert (choice["lam"], choice["beta"]) == (best.config["lam"], best.config["beta"])
+    assert "**" in (out / "grid.md").read_text()
+    assert tune(argv) == 0  # every point recorded: nothing runs again
+    assert len(load_records(out, "mclrec")) == 2
+
+
+def test_tune_rejects_overriding_the_searched_weights(tiny: Path) -> None:
+    from .tune import main as tune
+
+    with pytest.raises(SystemExit) as exit_info:
+        tune(["--dataset", "beauty", "--scale", "smoke", "--out", str(tiny / "t"), "lam=0.2"])
+    assert exit_info.value.code == 2
