@@ -1112,6 +1112,23 @@ _SPECS = (
             ),
         ),
     ),
+    # The full training corpus of unsupervised SimCSE. Its host publishes no checksum file; the
+    # sha256 of the Git LFS object is in the X-Linked-Etag header, checked at download.
+    DatasetSpec(
+        name="wiki1m",
+        licence="MIT",
+        citation="Gao et al., SimCSE (EMNLP 2021): wiki1m_for_simcse.txt, 10^6 Wikipedia sentences",
+        homepage="https://github.com/princeton-nlp/SimCSE",
+        files=(
+            DataFile(
+                "wiki1m/wiki1m_for_simcse.txt",
+                "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main/wiki1m_for_simcse.txt",
+                "",
+                None,
+                sha256_header="X-Linked-Etag",
+            ),
+        ),
+    ),
     DatasetSpec(
         name="wiki1m-prefix",
         licence="MIT",

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.errors import DataError
@@ -35,7 +36,9 @@ class DataFile:
     (``sha256`` is then empty). ``size`` is None when the official source does not state it.
     ``archive`` names the dataset file (a tar archive in the same folder or above) from which
     this file is extracted; its path inside the archive is its path relative to the archive's
-    folder.
+    folder. ``sha256_header`` is for files whose official host publishes the sha256 only in a
+    response header (Hugging Face: ``X-Linked-Etag``): the download is verified against it and
+    the verified digest is kept next to the file in ``<name>.sha256``.
     """
 
     path: str
@@ -44,6 +47,7 @@ class DataFile:
     size: int | None
     md5: str = ""
     archive: str = ""
+    sha256_header: str = ""
 
     def checksum_label(self) -> str:
         """How run records name the verified content: ``<sha256>`` or ``md5:<md5>``."""
@@ -127,8 +131,27 @@ def _digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
+def sidecar(path: Path) -> Path:
+    """Where the verified sha256 of a file with a server-published checksum is kept."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _with_kept_sha256(path: Path, expected: DataFile) -> DataFile:
+    if expected.sha256 or expected.md5 or not expected.sha256_header:
+        return expected
+    kept = sidecar(path)
+    if not kept.is_file():
+        raise DataError(
+            f"{path} has no recorded checksum: delete it so that it is downloaded again from "
+            f"{expected.url} (verified against the sha256 the server publishes), or write its "
+            f"sha256 (from the host's file page) into {kept}"
+        )
+    return replace(expected, sha256=kept.read_text().strip())
+
+
 def verify_file(path: Path, expected: DataFile) -> None:
     """Raise :class:`DataError` if ``path`` is truncated or its checksum differs."""
+    expected = _with_kept_sha256(path, expected)
     origin = expected.url or expected.archive or "its official source"
     size = path.stat().st_size
     if expected.size is not None and size != expected.size:
@@ -157,6 +180,10 @@ def download(item: DataFile, dest: Path, opener: Opener | None = None) -> Path:
             f"{dest} is missing and {item.path} has no single-file official download; place the "
             f"file there or point --data-root (or ${DATA_ROOT_ENV}) at a folder that holds it"
         )
+    published = ""
+    if item.sha256_header and not (item.sha256 or item.md5):
+        published = published_sha256(item, opener)
+        item = replace(item, sha256=published)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -177,8 +204,43 @@ def download(item: DataFile, dest: Path, opener: Opener | None = None) -> Path:
             ) from exc
         _write_response(response, part, resumed=have > 0)
     verify_file(part, item)
+    if published:
+        sidecar(dest).write_text(published + "\n")
     os.replace(part, dest)
     return dest
+
+
+def _no_redirect_open(request: urllib.request.Request) -> object:
+    """Open without following redirects: the checksum header is on the first response."""
+
+    class _Stop(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    return urllib.request.build_opener(_Stop).open(request, timeout=60)
+
+
+def published_sha256(item: DataFile, opener: Opener | None = None) -> str:
+    """The sha256 the official host publishes for ``item`` in its ``sha256_header``."""
+    request = urllib.request.Request(item.url, method="HEAD")
+    try:
+        response = (opener or _no_redirect_open)(request)
+    except urllib.error.HTTPError as exc:  # a redirect not followed still carries the header
+        response = exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataError(
+            f"cannot reach {item.url} ({exc}). Without internet, copy the file to "
+            f"<data root>/{item.path} with its sha256 in {item.path}.sha256, or point "
+            f"--data-root (or ${DATA_ROOT_ENV}) at a folder that holds them"
+        ) from exc
+    headers = getattr(response, "headers", None)
+    value = (headers.get(item.sha256_header, "") if headers is not None else "").strip('"')
+    if not re.fullmatch(r"[0-9a-f]{64}", value.lower()):
+        raise DataError(
+            f"{item.url} did not publish a sha256 in its {item.sha256_header!r} header "
+            f"(got {value[:80]!r}); the file cannot be verified, so it is not downloaded"
+        )
+    return value.lower()
 
 
 def _write_response(response: object, part: Path, resumed: bool) -> None:
@@ -254,7 +316,8 @@ def extract_member(archive: Path, item: DataFile, dest: Path) -> Path:
 def checksums(files: dict[str, Path], spec_name: str) -> dict[str, str]:
     """The verified checksum of each file, for run records (``md5:`` marks an md5)."""
     spec = get_dataset(spec_name)
-    return {rel: spec.file(rel).checksum_label() for rel in files}
+    return {rel: _with_kept_sha256(path, spec.file(rel)).checksum_label()
+            for rel, path in files.items()}  # fmt: skip
 
 
 def spec_for_local_files(name: str, root: Path, paths: Iterable[str]) -> DatasetSpec:

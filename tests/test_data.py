@@ -123,7 +123,7 @@ def test_catalog_entries_are_complete() -> None:
         spec = get_dataset(name)
         assert spec.files and spec.licence and spec.citation, name
         for item in spec.files:
-            assert len(item.sha256) == 64 or len(item.md5) == 32, item
+            assert len(item.sha256) == 64 or len(item.md5) == 32 or item.sha256_header, item
             assert item.size is None or item.size > 0, item
             assert item.url or item.archive or item.sha256, item  # fetchable, or a rebuilt copy
             if item.archive:
@@ -207,3 +207,57 @@ def test_archive_without_the_member_says_so(tmp_path: Path) -> None:
     (root / "img/ds/ds.tar.gz").write_bytes(blob)
     with temporary_dataset(spec), pytest.raises(DataError, match="has no member"):
         ensure_files("archived", root, ["img/ds/batches/c.bin"], allow_download=False)
+
+
+class PublishingServer:
+    """An official host that publishes the sha256 in a header of the HEAD response only."""
+
+    def __init__(self, digest: str) -> None:
+        self.digest, self.methods = digest, []  # type: ignore[var-annotated]
+
+    def __call__(self, request: urllib.request.Request) -> io.BytesIO:
+        self.methods.append(request.get_method())
+        response = io.BytesIO(b"" if request.get_method() == "HEAD" else PAYLOAD)
+        response.headers = {"X-Linked-Etag": f'"{self.digest}"'}  # type: ignore[attr-defined]
+        return response
+
+
+def _published_spec() -> DatasetSpec:
+    item = DataFile("wiki/corpus.txt", "https://example.org/corpus.txt", "", None,
+                    sha256_header="X-Linked-Etag")  # fmt: skip
+    return DatasetSpec(name="published", files=(item,), licence="x", citation="y")
+
+
+def test_download_verified_against_the_published_sha256(tmp_path: Path) -> None:
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    server = PublishingServer(digest)
+    with temporary_dataset(_published_spec()):
+        paths = ensure_files("published", tmp_path, opener=server)
+        assert server.methods == ["HEAD", "GET"]
+        local = paths["wiki/corpus.txt"]
+        assert local.read_bytes() == PAYLOAD
+        assert (tmp_path / "wiki/corpus.txt.sha256").read_text().strip() == digest
+        assert checksums(paths, "published") == {"wiki/corpus.txt": digest}
+        ensure_files("published", tmp_path, allow_download=False)  # verified from the kept sum
+        local.write_bytes(PAYLOAD[:-1] + b"!")
+        with pytest.raises(DataError, match="fails its checksum"):
+            ensure_files("published", tmp_path, allow_download=False)
+
+
+def test_published_sha256_mismatch_or_absence_is_refused(tmp_path: Path) -> None:
+    with temporary_dataset(_published_spec()):
+        with pytest.raises(DataError, match="fails its checksum"):
+            ensure_files("published", tmp_path, opener=PublishingServer("0" * 64))
+        assert not (tmp_path / "wiki/corpus.txt").exists()
+        with pytest.raises(DataError, match="did not publish a sha256"):
+            ensure_files("published", tmp_path, opener=PublishingServer("not-a-digest"))
+
+
+def test_copied_file_without_a_kept_sha256_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "wiki").mkdir()
+    (tmp_path / "wiki/corpus.txt").write_bytes(PAYLOAD)
+    with (
+        temporary_dataset(_published_spec()),
+        pytest.raises(DataError, match=r"corpus\.txt\.sha256"),
+    ):
+        ensure_files("published", tmp_path, allow_download=False)
