@@ -11,10 +11,10 @@ import numpy as np
 from common.data import spec_for_local_files, temporary_dataset
 from common.eval.testdata import WORDS, write_tiny_senteval
 from common.runner import main
+from common.sentence_training import WIKI_FILE
 from common.text import save_tiny_bert
 
 from .__main__ import ENTRY
-from .train import WIKI_FILE
 
 KEYS = {"STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness", "Avg"}
 
