@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -54,6 +54,10 @@ __all__ = [
 
 WIKI_DATASET = "wiki1m-prefix"
 WIKI_FILE = "wiki1m/wiki1m_for_simcse.prefix.txt"
+CORPORA = {  # config ``corpus`` -> (registered dataset, file)
+    "full": ("wiki1m", "wiki1m/wiki1m_for_simcse.txt"),
+    "prefix": (WIKI_DATASET, WIKI_FILE),
+}
 SELECTION = "best STS-B dev Spearman (cosine of [CLS] before the head) over the evaluations"
 
 StepLoss = Callable[[list[list[int]], int], Tensor]
@@ -64,6 +68,9 @@ class SentenceConfig(StrictModel):
     """The fields of every SimCSE-family config (defaults: unsupervised SimCSE's recipe)."""
 
     model_name_or_path: str = Field("bert-base-uncased", description="HF name or folder")
+    corpus: Literal["full", "prefix"] = Field(
+        "full", description="wiki1m as released, or the 11,914-line prefix on hand offline"
+    )
     max_seq_length: int = Field(32, ge=4)
     batch_size: int = Field(64, ge=2, description="sentences per process per step")
     lr: float = Field(3e-5, gt=0)
@@ -83,13 +90,14 @@ class SentenceConfig(StrictModel):
 
 def load_data(config: SentenceConfig, ctx: RunContext) -> tuple[list[str], dict[str, str]]:
     """wiki1m lines and the sha256 of every file the run reads."""
-    wiki = ensure_files(WIKI_DATASET, ctx.data_root, [WIKI_FILE])
+    wiki_dataset, wiki_file = CORPORA[config.corpus]
+    wiki = ensure_files(wiki_dataset, ctx.data_root, [wiki_file])
     sts_paths = required_files(TASKS, ("dev", "test"))
     sts = ensure_files(STS_DATASET, ctx.data_root, sts_paths)
-    lines = read_lines(wiki[WIKI_FILE])
+    lines = read_lines(wiki[wiki_file])
     if config.train_lines is not None:
         lines = lines[: config.train_lines]
-    files = {**checksums(wiki, WIKI_DATASET), **checksums(sts, STS_DATASET)}
+    files = {**checksums(wiki, wiki_dataset), **checksums(sts, STS_DATASET)}
     return lines, files
 
 
@@ -101,7 +109,8 @@ def deviations(config: SentenceConfig, step_size: str | None = None) -> list[str
     out = []
     if config.model_name_or_path != "bert-base-uncased":
         out.append(f"encoder {config.model_name_or_path} instead of bert-base-uncased")
-    out.append("training text: first 11,914 lines of wiki1m (the full 1M lines are not here)")
+    if config.corpus == "prefix":
+        out.append("training text: first 11,914 lines of wiki1m (the full 1M lines are not here)")
     if config.max_steps is not None:
         size = step_size if step_size is not None else f"batch {config.batch_size}"
         out.append(f"training capped at {config.max_steps} steps of {size}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from pydantic import Field
@@ -104,3 +106,26 @@ def test_deviations_name_the_step_size() -> None:
     )
     assert st.deviations(config)[-1] == "small budget"
     assert not any("capped" in d for d in st.deviations(st.SentenceConfig()))
+
+
+def test_the_paper_recipe_reads_the_full_corpus_and_says_so_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.error
+    from types import SimpleNamespace
+
+    import common.data
+    from common.errors import DataError
+
+    def offline(request: object) -> object:
+        raise urllib.error.URLError("no network in this test")
+
+    monkeypatch.setattr(common.data, "_no_redirect_open", offline)
+
+    config = st.SentenceConfig()
+    assert config.corpus == "full"
+    assert not any("11,914" in d for d in st.deviations(config))
+    assert any("11,914" in d for d in st.deviations(st.SentenceConfig(corpus="prefix")))
+    ctx = SimpleNamespace(data_root=tmp_path)
+    with pytest.raises(DataError, match=r"huggingface\.co"):
+        st.load_data(config, ctx)  # type: ignore[arg-type]
