@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,3 +52,50 @@ def write_tiny_senteval(root: Path, pairs: int = 6, seed: int = 0) -> list[str]:
                     lines.append(f"{i}\t{a}\t{b}\t{y:.1f}\tNEUTRAL")
             path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return sorted(set(required_files(TASKS, ("dev", "test"))))
+
+
+STS_KEYS = {"STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness", "Avg"}
+
+
+def write_tiny_wiki(root: Path, lines: int = 40) -> list[str]:
+    """A tiny stand-in for the wiki1m prefix (its registered path), in the test words."""
+    from common.sentence_training import WIKI_FILE
+
+    rng = np.random.default_rng(1)
+    path = root / WIKI_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = [_sentence(rng, 5) for _ in range(lines)]
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    return [WIKI_FILE]
+
+
+def run_sentence_smoke(entry: Any, paper: str, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """Run a SimCSE-family paper's smoke recipe on tiny STS data, corpus and BERT; check it.
+
+    Returns its records (as JSON dicts) by variant, after checking that each has the full STS
+    table with finite values and a finite STS-B dev score.
+    """
+    from common.data import spec_for_local_files, temporary_dataset
+    from common.runner import main
+    from common.text import save_tiny_bert
+
+    data, results = tmp_path / "data", tmp_path / "results"
+    sts, wiki = write_tiny_senteval(data), write_tiny_wiki(data)
+    model = save_tiny_bert(tmp_path / "bert", WORDS)
+    argv = ["--scale", "smoke", "--data-root", str(data), "--results-dir", str(results),
+            "--work-dir", str(tmp_path / "work"), "--device", "cpu",
+            f"model_name_or_path={model}"]  # fmt: skip
+    with (
+        temporary_dataset(spec_for_local_files("senteval-sts", data, sts)),
+        temporary_dataset(spec_for_local_files("wiki1m-prefix", data, wiki)),
+    ):
+        assert main(entry, argv) == 0
+    records = {}
+    for path in (results / "runs" / paper / "wiki1m").glob("*.json"):
+        record = json.loads(path.read_text())
+        records[record["variant"]] = record
+        test = record["metrics"]["test"]
+        assert set(test) == STS_KEYS
+        assert all(math.isfinite(v) and -100 <= v <= 100 for v in test.values())
+        assert math.isfinite(record["metrics"]["validation"]["stsb_dev"])
+    return records
