@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from common.records import load_records
+from common.testing import run_torchrun
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,12 +22,6 @@ raise SystemExit(main(entry, sys.argv[2:]))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.distributed
 def test_two_processes_write_one_record(tmp_path: Path) -> None:
     from tests.toy_paper import make_toy_paper
@@ -39,23 +29,9 @@ def test_two_processes_write_one_record(tmp_path: Path) -> None:
     make_toy_paper(tmp_path)
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(_free_port()), str(script), str(tmp_path), "--scale", "full",
-        "--variants", "plain", "--device", "cpu", "--results-dir", str(tmp_path / "r"),
-        "--work-dir", str(tmp_path / "w"),
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        _, stderr = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # torchrun's workers too, not only the launcher
-        raise
-    assert proc.returncode == 0, stderr[-2000:]
+    args = [str(tmp_path), "--scale", "full", "--variants", "plain", "--device", "cpu",
+            "--results-dir", str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")]  # fmt: skip
+    run_torchrun(script, args, REPO, timeout=120)
     (record,) = load_records(tmp_path / "r", "toy")
     run_dirs = list((tmp_path / "w" / "toy" / "tiny").iterdir())
     assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()

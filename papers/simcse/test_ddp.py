@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from common.eval.testdata import WORDS, write_tiny_senteval
+from common.eval.testdata import WORDS, write_tiny_senteval, write_tiny_wiki
+from common.testing import run_torchrun
 from common.text import save_tiny_bert
-
-from .test_smoke import write_tiny_wiki
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = """
@@ -33,12 +27,6 @@ with temporary_dataset(spec_for_local_files("senteval-sts", data, sts)), tempora
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.distributed
 def test_two_processes_gather_negatives(tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -49,24 +37,10 @@ def test_two_processes_gather_negatives(tmp_path: Path) -> None:
     model = save_tiny_bert(tmp_path / "bert", WORDS)
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(_free_port()), str(script), str(data), "--scale", "smoke",
-        "--variants", "unsup-simcse", "--device", "cpu", "--data-root", str(data),
-        "--results-dir", str(tmp_path / "r"), "--work-dir", str(tmp_path / "w"),
-        f"model_name_or_path={model}",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        _, stderr = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
+    args = [str(data), "--scale", "smoke", "--variants", "unsup-simcse", "--device", "cpu",
+            "--data-root", str(data), "--results-dir", str(tmp_path / "r"),
+            "--work-dir", str(tmp_path / "w"), f"model_name_or_path={model}"]  # fmt: skip
+    run_torchrun(script, args, REPO)
     records = list((tmp_path / "r" / "runs" / "simcse" / "wiki1m").glob("*.json"))
     assert len(records) == 1
     record = json.loads(records[0].read_text())
