@@ -255,6 +255,8 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
         run_dir,
     )
     seed_everything(seed)
+    # the code this process runs is the code at its start; later commits must not be credited
+    code = git_state(repo_root(), (f"papers/{info.name}", "common", "environments"))
     started, clock = utc_now(), time.perf_counter()
     outcome = entry.run(config, ctx)
     if rank() != 0:
@@ -272,7 +274,7 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
         metrics={"validation": outcome.validation, "test": outcome.test},  # type: ignore[arg-type]
         selection_rule=outcome.selection_rule,
         deviations=outcome.deviations,
-        git=git_state(repo_root(), (f"papers/{info.name}", "common", "environments")),
+        git=code,
         packages=package_versions(),
         hardware=hardware_info(str(inv.device)),
         wall_time_s=round(time.perf_counter() - clock, 3),

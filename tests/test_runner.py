@@ -42,6 +42,20 @@ def test_first_seed_adds_seeds_to_an_earlier_run(tmp_path: Path) -> None:
     assert seeds == [0, 1, 2]
 
 
+def test_record_credits_the_code_at_the_start_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import common.runner
+    from common.records import GitState
+
+    states = iter([GitState(commit="at-start", dirty=False), GitState(commit="later", dirty=False)])
+    monkeypatch.setattr(common.runner, "git_state", lambda *args: next(states))
+    entry = make_toy_paper(tmp_path)
+    assert main(entry, _argv(tmp_path, "--variants", "plain")) == 0
+    (record,) = load_records(tmp_path / "results", "toy")
+    assert record.git.commit == "at-start"
+
+
 def test_rerun_never_overwrites(tmp_path: Path) -> None:
     entry = make_toy_paper(tmp_path)
     main(entry, _argv(tmp_path, "--variants", "plain"))
