@@ -96,6 +96,7 @@ class SASRec(nn.Module):
         self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.init_std = init_std
+        self.length_buckets: tuple[int, ...] = (8, 16, 32)  # () = one padded batch
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -118,10 +119,32 @@ class SASRec(nn.Module):
     def forward(self, items: Tensor, lengths: Tensor) -> Tensor:
         """[B, hidden]: the output at each sequence's last real position.
 
-        Columns after the longest sequence of the batch are all padding; with the causal mask no
-        real position attends to them, so they are cut off (exact, and faster on short batches).
+        Padding after a sequence's last real item cannot reach it (causal mask), so each
+        sequence only needs its own length. Sequences are encoded in groups of similar length
+        (``length_buckets``), each cut to its longest member: the same outputs as one padded
+        batch (to float rounding; dropout draws differ), with ~4x fewer positions on Beauty,
+        whose training prefixes have median length 4.
         """
-        items = items[:, : max(int(lengths.max()), 1)]
+        width = max(int(lengths.max()), 1)
+        bounds = [b for b in self.length_buckets if b < width] + [width]
+        if len(bounds) == 1:
+            return self._encode(items[:, :width], lengths)
+        groups, outputs, lower = [], [], 0
+        for upper in bounds:
+            rows = ((lengths > lower) & (lengths <= upper)).nonzero().squeeze(1)
+            if lower == 0:  # length-0 rows (none in practice) go with the shortest group
+                rows = (lengths <= upper).nonzero().squeeze(1)
+            lower = upper
+            if rows.numel():
+                cut = max(int(lengths[rows].max()), 1)
+                groups.append(rows)
+                outputs.append(self._encode(items[rows, :cut], lengths[rows]))
+        order = torch.cat(groups)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return torch.cat(outputs)[inverse]
+
+    def _encode(self, items: Tensor, lengths: Tensor) -> Tensor:
         positions = torch.arange(items.shape[1], device=items.device)
         x = self.item_embedding(items) + self.position_embedding(positions)[None]
         x = self.trm_encoder(self.dropout(self.LayerNorm(x)), self.attention_mask(items))

@@ -84,6 +84,28 @@ def test_padding_columns_do_not_change_the_representation() -> None:
         assert torch.allclose(model(longer, lengths), model(short, lengths), atol=1e-6)
 
 
+def test_length_groups_give_the_padded_batch_outputs_and_gradients() -> None:
+    torch.manual_seed(0)
+    model = SASRec(30, max_len=40, hidden=8, layers=2, heads=2, inner=16).eval()
+    lengths = torch.tensor([1, 3, 8, 9, 15, 17, 31, 40, 2, 33])
+    items = torch.randint(1, 31, (len(lengths), 40))
+    items[torch.arange(40)[None] >= lengths[:, None]] = 0
+    items[4, [0, 3]] = 0  # masked positions (an augmented view): padding inside the length
+    weights = torch.randn(len(lengths), 8)
+
+    def output_and_grad(buckets: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        model.length_buckets = buckets
+        model.zero_grad()
+        out = model(items, lengths)
+        (out * weights).sum().backward()
+        return out.detach(), model.item_embedding.weight.grad.clone()  # type: ignore[union-attr]
+
+    grouped, grouped_grad = output_and_grad((2, 8, 16, 32))
+    padded, padded_grad = output_and_grad(())
+    assert torch.allclose(grouped, padded, atol=1e-5)
+    assert torch.allclose(grouped_grad, padded_grad, atol=1e-5)
+
+
 PAPER_BEAUTY_MCLREC = {"HR@5": 0.0581, "HR@10": 0.0871, "HR@20": 0.1243,
                        "NDCG@5": 0.0352, "NDCG@10": 0.0446, "NDCG@20": 0.0539}  # fmt: skip
 
