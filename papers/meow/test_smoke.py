@@ -92,10 +92,11 @@ def test_smoke_end_to_end(tmp_path: Path) -> None:
         )
     assert status == 0
     records = _records(results)
-    assert set(records) == {"meow", "adameow", "meow-official-embeddings"}
+    assert set(records) == {"meow", "adameow", "meow-official-embeddings", "raw-features"}
     keys = {f"{m}@{r}" for m in ("Ma-F1", "Mi-F1", "AUC") for r in RATIOS} | {"NMI", "ARI"}
     for record in records.values():
         assert set(record["metrics"]["test"]) == keys
         assert all(math.isfinite(v) and 0 <= v <= 100 for v in record["metrics"]["test"].values())
     assert records["meow-official-embeddings"]["origin"] == "official-embeddings"
     assert records["meow"]["origin"] == "trained"
+    assert records["raw-features"]["origin"] == "pretrained-baseline"

@@ -2,7 +2,8 @@
 
 Variants: ``meow`` (hard cluster-based negative weights + prototype loss), ``adameow`` (learned
 soft pair weights), ``meow-official-embeddings`` (no training: the authors' released MEOW
-embeddings, given by ``--embeddings PATH``, scored with our protocol).
+embeddings, given by ``--embeddings PATH``, scored with our protocol), ``raw-features`` (no
+training: the target nodes' row-normalised input features, the floor an embedding must beat).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .graph import drop_edges, mask_features, normalize_official, pathsim_topk, 
 from .losses import adaptive_info_nce, negative_weights, proto_nce, weighted_info_nce
 from .model import GraphInputs, MEOWEncoder, PairWeightMLP, ProjectionHead
 
-VARIANTS = ("meow", "adameow", "meow-official-embeddings")
+VARIANTS = ("meow", "adameow", "meow-official-embeddings", "raw-features")
 OFFICIAL_SOURCE = "jianxiangyu/MEOW@d801ca8:code/embeds/{dataset}/0.pkl"
 
 
@@ -48,7 +49,7 @@ class AdaConfig(StrictModel):
 
 
 class Config(StrictModel):
-    variant: Literal["meow", "adameow", "meow-official-embeddings"] = "meow"
+    variant: Literal["meow", "adameow", "meow-official-embeddings", "raw-features"] = "meow"
     epochs: int = Field(10000, ge=1, description="nb_epochs (an upper bound; patience stops)")
     patience: int = Field(30, ge=1, description="epochs without a lower training loss")
     lr: float = Field(7e-4, gt=0)
@@ -93,7 +94,26 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     if config.variant == "meow-official-embeddings":
         return score_official(config, ctx)
     graph = load_graph(ctx.dataset, ctx.data_root)
+    if config.variant == "raw-features":
+        return score_raw_features(config, ctx, graph)
     return train(config, ctx, graph)
+
+
+def score_raw_features(config: Config, ctx: RunContext, graph: HeteroGraph) -> RunOutcome:
+    """The protocol on the input features themselves: what any learned embedding must beat."""
+    features = np.asarray(graph.target_features, dtype=np.float32)
+    ev = _evaluate(config, ctx, features, graph.labels, graph.splits)
+    return RunOutcome(
+        validation=ev.validation,
+        test=ev.test,
+        selection_rule=_SELECTION,
+        dataset_files=graph.files,
+        origin="pretrained-baseline",
+        deviations=[
+            f"no training: the target nodes' row-normalised input features "
+            f"({features.shape[1]} dimensions) scored with the same protocol, as a floor"
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- official artifact
