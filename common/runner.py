@@ -256,10 +256,14 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
     )
     seed_everything(seed)
     # the code this process runs is the code at its start; later commits must not be credited
-    code = git_state(repo_root(), (f"papers/{info.name}", "common", "environments"))
+    code = (
+        git_state(repo_root(), (f"papers/{info.name}", "common", "environments"))
+        if rank() == 0
+        else None
+    )
     started, clock = utc_now(), time.perf_counter()
     outcome = entry.run(config, ctx)
-    if rank() != 0:
+    if rank() != 0 or code is None:
         return run_dir
     record = RunRecord(
         paper=info.name,

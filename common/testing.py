@@ -51,5 +51,11 @@ def run_torchrun(script: Path, args: list[str], cwd: Path, timeout: float = 180)
         os.killpg(proc.pid, signal.SIGKILL)
         raise
     if proc.returncode != 0:
-        raise AssertionError(f"torchrun exited {proc.returncode}: {stderr[-3000:]}")
+        log = script.with_suffix(".stderr.txt")
+        log.write_text(stderr)
+        errors = [line for line in stderr.splitlines() if "Error" in line][:8]
+        raise AssertionError(
+            f"torchrun exited {proc.returncode} (whole stderr: {log}); first errors:\n"
+            + "\n".join(errors)
+        )
     return stderr
