@@ -337,8 +337,12 @@ def _process_device(device: torch.device) -> torch.device:
     return device
 
 
-def main(entry: PaperEntry, argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m papers.<name>``; bad input is one line and exit status 2."""
+def main(entry: PaperEntry, argv: Sequence[str] | None = None, compare: bool = True) -> int:
+    """Entry point of ``python -m papers.<name>``; bad input is one line and exit status 2.
+
+    ``compare=False`` skips the closing reported-vs-reproduced table (for callers, such as a
+    hyper-parameter search, whose runs are not comparable rows).
+    """
     info = read_paper_info(entry.folder)
     raw = list(sys.argv[1:] if argv is None else argv)
     _, args = parse_reproduce_args([info.name, *raw], entry.folder.parent)
@@ -353,7 +357,7 @@ def main(entry: PaperEntry, argv: Sequence[str] | None = None) -> int:
     except ClreproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if rank() == 0:
+    if compare and rank() == 0:
         from common.report import print_paper_comparison
 
         print_paper_comparison(inv.results_dir, info.name)

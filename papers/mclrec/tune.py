@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if _key(lam, beta) in recorded_points(out, args.dataset):
                 continue
             print(f"grid point lam={lam:g} beta={beta:g}", flush=True)
-            status = run_paper(ENTRY, [*common, *args.overrides, f"lam={lam}", f"beta={beta}"])
+            weights = [f"lam={lam}", f"beta={beta}"]
+            status = run_paper(ENTRY, [*common, *args.overrides, *weights], compare=False)
             if status:
                 return status
     return summarise(out, args.dataset, args.overrides, args.lams, args.betas, args.scale)
