@@ -99,6 +99,11 @@ def test_tune_runs_the_grid_once_and_picks_on_validation(tiny: Path) -> None:
     assert "**" in (out / "grid.md").read_text()
     assert tune(argv) == 0  # every point recorded: nothing runs again
     assert len(load_records(out, "mclrec")) == 2
+    wider = [*argv, "--no-run"]
+    wider[wider.index("--betas") + 1] = "0.05,0.5"
+    assert tune(wider) == 0  # a wider table from what is recorded, nothing run
+    assert len(load_records(out, "mclrec")) == 2
+    assert "—" in (out / "grid.md").read_text()
 
 
 def test_tune_rejects_overriding_the_searched_weights(tiny: Path) -> None:

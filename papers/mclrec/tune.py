@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default=None, help="default: results/tuning/mclrec/<ds>-<scale>-..."
     )
     parser.add_argument("--work-dir", default=None)
+    parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only summarise the points already recorded (cells not run show as —)",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides key=value (the budget)")
     return parser
 
@@ -110,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         common += ["--work-dir", args.work_dir]
     for lam in args.lams:
         for beta in args.betas:
-            if _key(lam, beta) in recorded_points(out, args.dataset):
+            if args.no_run or _key(lam, beta) in recorded_points(out, args.dataset):
                 continue
             print(f"grid point lam={lam:g} beta={beta:g}", flush=True)
             weights = [f"lam={lam}", f"beta={beta}"]
