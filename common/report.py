@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -238,13 +238,27 @@ def _paper_names(results_dir: Path) -> list[str]:
     return sorted(names | set(load_all_reported(results_dir)))
 
 
-def _bar_label(row: Row) -> str:
-    origin = "" if row.origin == "trained" else f"\n{row.origin}"
-    return f"{row.method}\n{row.metric}\n{row.scale}{origin}"
+def _series_name(row: Row) -> str:
+    origin = "" if row.origin == "trained" else f", {row.origin}"
+    return f"{row.method} ({row.scale}{origin}, n={row.n})"
+
+
+def _plot_series(rows: list[Row]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Series name -> metric -> (value, std): reported numbers per method, then run groups."""
+    series: dict[str, dict[str, tuple[float, float]]] = {}
+    for r in rows:
+        if r.reported is not None:
+            series.setdefault(f"{r.method} (reported)", {})[r.metric] = (r.reported, 0.0)
+    for r in rows:
+        series.setdefault(_series_name(r), {})[r.metric] = (r.mean or 0.0, r.std or 0.0)
+    return series
 
 
 def render_plot(rows: list[Row], paper: str, out: Path) -> Path | None:
-    """Grouped bars per dataset: reported vs reproduced (error bars = std over seeds)."""
+    """One panel per dataset: metrics on the x axis, one bar per reported set or run group.
+
+    Reported numbers are grey (hatched), reproduced ones coloured, error bars = std over seeds.
+    """
     shown = [r for r in rows if r.mean is not None]
     if not shown:
         return None
@@ -254,33 +268,38 @@ def render_plot(rows: list[Row], paper: str, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     datasets = sorted({r.dataset for r in shown})
-    fig, axes = plt.subplots(len(datasets), 1, figsize=(11, 3.6 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(11, 3.8 * len(datasets)), squeeze=False)
+    palette = plt.get_cmap("tab10")
+    groups = sorted({_series_name(r).split(", n=")[0] for r in shown})
+    colour = {
+        group: palette(i % 10) for i, group in enumerate(groups)
+    }  # same run group, same colour
     for ax, dataset in zip(axes[:, 0], datasets, strict=True):
         sub = [r for r in shown if r.dataset == dataset]
-        labels = [_bar_label(r) for r in sub]
-        xs = range(len(sub))
-        ax.bar(
-            [x - 0.2 for x in xs],
-            [r.reported if r.reported is not None else 0 for r in sub],
-            width=0.4,
-            label="reported",
-            color="#999999",
-        )
-        ax.bar(
-            [x + 0.2 for x in xs],
-            [r.mean or 0.0 for r in sub],
-            width=0.4,
-            yerr=[r.std or 0.0 for r in sub],
-            capsize=3,
-            label="reproduced",
-            color="#3b75af",
-        )
-        ax.set_xticks(list(xs), labels, fontsize=6)
+        metrics = sorted({r.metric for r in sub})
+        series = _plot_series(sub)
+        width = 0.84 / len(series)
+        hatches = iter(["//", "\\\\", "xx", "..", "--", "++"] * 4)
+        for i, (name, values) in enumerate(series.items()):
+            xs = [m + (i - (len(series) - 1) / 2) * width for m in range(len(metrics))]
+            pairs = [values.get(metric) for metric in metrics]
+            keep = [(x, p) for x, p in zip(xs, pairs, strict=True) if p is not None]
+            is_reported = name.endswith("(reported)")
+            style: dict[str, Any] = (
+                {"color": "#bbbbbb", "hatch": next(hatches), "edgecolor": "#666666"}
+                if is_reported
+                else {"color": colour[name.split(", n=")[0]]}
+            )
+            heights = [value for _, (value, _) in keep]
+            errors = [std for _, (_, std) in keep]
+            ax.bar([x for x, _ in keep], heights, width=width, yerr=errors, capsize=2, label=name,
+                   **style)  # fmt: skip
+        ax.set_xticks(range(len(metrics)), metrics, fontsize=8, rotation=30, ha="right")
         ax.set_title(f"{paper} · {dataset}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out
 
