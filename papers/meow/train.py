@@ -20,10 +20,11 @@ from pydantic import Field, model_validator
 
 from common.config import StrictModel
 from common.errors import ClreproError, ConfigError
+from common.records import Origin
 from common.runner import RunContext, RunOutcome
 
 from .cluster import run_kmeans
-from .data import HeteroGraph, load_graph, load_labels
+from .data import HeteroGraph, LabelledNodes, load_graph, load_labels
 from .evaluate import Evaluation, ProbeConfig, evaluate_embeddings
 from .graph import drop_edges, mask_features, normalize_official, pathsim_topk, to_operator
 from .losses import adaptive_info_nce, negative_weights, proto_nce, weighted_info_nce
@@ -102,17 +103,33 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
 def score_raw_features(config: Config, ctx: RunContext, graph: HeteroGraph) -> RunOutcome:
     """The protocol on the input features themselves: what any learned embedding must beat."""
     features = np.asarray(graph.target_features, dtype=np.float32)
-    ev = _evaluate(config, ctx, features, graph.labels, graph.splits)
+    note = (
+        f"no training: the target nodes' row-normalised input features "
+        f"({features.shape[1]} dimensions) scored with the same protocol, as a floor"
+    )
+    nodes = LabelledNodes(labels=graph.labels, splits=graph.splits, files=graph.files)
+    return _score_frozen(config, ctx, features, nodes, "pretrained-baseline", [note])
+
+
+def _score_frozen(
+    config: Config,
+    ctx: RunContext,
+    embeds: np.ndarray,
+    nodes: LabelledNodes,
+    origin: Origin,
+    deviations: list[str],
+    source: str | None = None,
+) -> RunOutcome:
+    """The protocol on embeddings that are not trained here (no selection: nothing to select)."""
+    ev = _evaluate(config, ctx, embeds, nodes.labels, nodes.splits)
     return RunOutcome(
         validation=ev.validation,
         test=ev.test,
         selection_rule=_SELECTION,
-        dataset_files=graph.files,
-        origin="pretrained-baseline",
-        deviations=[
-            f"no training: the target nodes' row-normalised input features "
-            f"({features.shape[1]} dimensions) scored with the same protocol, as a floor"
-        ],
+        dataset_files=nodes.files,
+        origin=origin,
+        source=source,
+        deviations=deviations,
     )
 
 
@@ -148,20 +165,13 @@ def score_official(config: Config, ctx: RunContext) -> RunOutcome:
             f"({nodes.labels.shape[0]}, d) for {ctx.dataset}"
         )
     ctx.logger.info("scoring %s: %s", path, embeds.shape)
-    ev = _evaluate(config, ctx, embeds, nodes.labels, nodes.splits)
-    return RunOutcome(
-        validation=ev.validation,
-        test=ev.test,
-        selection_rule=_SELECTION,
-        dataset_files=nodes.files,
-        origin="official-embeddings",
-        source=OFFICIAL_SOURCE.format(dataset=ctx.dataset),
-        deviations=[
-            "no training: the authors' released MEOW embeddings (last-epoch, train-mode "
-            "embedding of their code) scored with our implementation of their evaluate.py",
-            "K-means for NMI/ARI seeded (random_state) instead of unseeded",
-        ],
-    )
+    deviations = [
+        "no training: the authors' released MEOW embeddings (last-epoch, train-mode "
+        "embedding of their code) scored with our implementation of their evaluate.py",
+        "K-means for NMI/ARI seeded (random_state) instead of unseeded",
+    ]
+    source = OFFICIAL_SOURCE.format(dataset=ctx.dataset)
+    return _score_frozen(config, ctx, embeds, nodes, "official-embeddings", deviations, source)
 
 
 _SELECTION = (
