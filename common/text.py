@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,9 @@ def tokenize_lines(
     )["input_ids"]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
+        # one temporary file per process: under torchrun every rank writes the same cache, and
+        # a shared temporary name let one rank move the file away under the other
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
         torch.save(ids, tmp)
         tmp.replace(cache)
     return ids
