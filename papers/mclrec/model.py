@@ -129,11 +129,9 @@ class SASRec(nn.Module):
         bounds = [b for b in self.length_buckets if b < width] + [width]
         if len(bounds) == 1:
             return self._encode(items[:, :width], lengths)
-        groups, outputs, lower = [], [], 0
+        groups, outputs, lower = [], [], -1  # -1: length-0 rows join the shortest group
         for upper in bounds:
             rows = ((lengths > lower) & (lengths <= upper)).nonzero().squeeze(1)
-            if lower == 0:  # length-0 rows (none in practice) go with the shortest group
-                rows = (lengths <= upper).nonzero().squeeze(1)
             lower = upper
             if rows.numel():
                 cut = max(int(lengths[rows].max()), 1)
