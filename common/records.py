@@ -1,10 +1,15 @@
 """Run records: one JSON file per run, written atomically and never overwritten.
 
-Schema (``schema_version`` 1): what ran (paper, variant, dataset with the sha256 of its files,
+Schema (``schema_version`` 2): what ran (paper, variant, dataset with the sha256 of its files,
 scale, the resolved config, seed), what it gave (validation and test metrics, the model
-selection rule), and where and how (git commit and dirty flag, package versions, device,
+selection rule), how training ended (``training``: by the recipe's own stopping rule, or cut
+short by a budget), and where and how (git commit and dirty flag, package versions, device,
 hardware, wall time, start and end time). Records live under
 ``results/runs/<paper>/<dataset>/`` and are the only source of reproduced numbers.
+
+Version 1 records had no ``training`` field; they are read as ``truncated`` (a reduced recipe
+cut its epochs) unless they clearly were not: full-scale training ran the paper's recipe with
+its own stopping rule, and scored artifacts were not trained here at all.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Scale = Literal["full", "reduced", "smoke"]
 Origin = Literal["trained", "official-checkpoint", "official-embeddings", "pretrained-baseline"]
+StopReason = Literal["early-stopping", "recipe-epochs", "recipe", "budget", "not-trained"]
+CONVERGED_REASONS: frozenset[str] = frozenset(
+    {"early-stopping", "recipe-epochs", "recipe", "not-trained"}
+)
 TRACKED_PACKAGES = (
     "torch",
     "numpy",
@@ -63,6 +72,29 @@ class Hardware(BaseModel):
     torch_threads: int
 
 
+class Training(BaseModel):
+    """How a run's training ended.
+
+    ``early-stopping`` and ``recipe-epochs`` are the recipe's own stopping rule (patience ran out,
+    or the paper's full epoch count was reached; ``recipe`` when an old record does not say which);
+    ``budget`` means a cap below the recipe's
+    (fewer epochs or steps than the paper trains) cut it short: such a run is *truncated* and
+    never counts as evidence for or against a claim. ``not-trained`` marks scored artifacts and
+    baselines that involve no training here.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    stopped_by: StopReason
+    epochs: int | None = Field(default=None, ge=0)  # epochs (or steps) actually trained
+    best_epoch: int | None = None
+    note: str = ""
+
+    @property
+    def converged(self) -> bool:
+        return self.stopped_by in CONVERGED_REASONS
+
+
 class RunRecord(BaseModel):
     """Everything needed to trust (or rerun) one reproduced number."""
 
@@ -80,6 +112,7 @@ class RunRecord(BaseModel):
     seed: int
     metrics: Metrics
     selection_rule: str
+    training: Training
     deviations: list[str] = Field(default_factory=list)
     git: GitState
     packages: dict[str, str]
@@ -89,6 +122,23 @@ class RunRecord(BaseModel):
     ended_at: str
     resumed: bool = False
     run_dir: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return not self.training.converged
+
+
+def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """Read a version-1 record as version 2 (see the module docstring for the rule)."""
+    if raw.get("schema_version", 1) >= 2:
+        return raw
+    if raw.get("origin", "trained") != "trained":
+        reason, note = "not-trained", "schema v1 record of a scored artifact"
+    elif raw.get("scale") == "full":
+        reason, note = "recipe", "schema v1 record: the full recipe's own stopping rule"
+    else:
+        reason, note = "budget", "schema v1 record of a reduced recipe, read as truncated"
+    return {**raw, "training": {"stopped_by": reason, "note": note}}
 
 
 def utc_now() -> str:
@@ -173,7 +223,10 @@ def write_record(record: RunRecord, results_dir: Path) -> Path:
 
 def read_record(path: Path) -> RunRecord:
     try:
-        return RunRecord.model_validate_json(path.read_text())
+        raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("a record is a JSON object")
+        return RunRecord.model_validate(_upgrade(raw))
     except (ValidationError, ValueError) as exc:
         raise RecordError(
             f"run record {path} does not match schema v{SCHEMA_VERSION}: {exc}"

@@ -32,7 +32,10 @@ from common.data import resolve_data_root
 from common.distributed import init_from_env, is_distributed, rank
 from common.errors import ClreproError
 from common.records import (
+    Metrics,
+    Origin,
     RunRecord,
+    Training,
     git_state,
     hardware_info,
     package_versions,
@@ -48,13 +51,14 @@ DONE_NAME = "record_path.txt"
 
 @dataclass
 class RunOutcome:
-    """What one run gives back to the runner."""
+    """What one run gives back to the runner (``training`` says how its training ended)."""
 
     validation: dict[str, float]
     test: dict[str, float]
     selection_rule: str
     dataset_files: dict[str, str]
-    origin: str = "trained"
+    training: Training
+    origin: Origin = "trained"
     source: str | None = None
     deviations: list[str] = field(default_factory=list)
 
@@ -74,8 +78,29 @@ class RunContext:
     resume: bool
     options: dict[str, Any]
     logger: logging.Logger
+    recipe: Any = None  # the paper's own (full-scale) config for this variant and dataset
     tensorboard: Any = None
     resumed: bool = False
+
+    def stopped_by_cap(self, config: Any, field_name: str = "epochs") -> bool:
+        """True when ``config`` caps ``field_name`` (dotted: ``adameow.epochs``) below the
+        paper's own recipe: a run that reaches that cap is truncated."""
+        if self.recipe is None:
+            return False
+        return bool(_field(config, field_name) < _field(self.recipe, field_name))
+
+    def training_end(
+        self, config: Any, early_stopped: bool, epochs: int, best_epoch: int | None = None,
+        field_name: str = "epochs",
+    ) -> Training:  # fmt: skip
+        """How training ended: patience, the recipe's full count, or a budget below it."""
+        if early_stopped:
+            reason = "early-stopping"
+        elif self.stopped_by_cap(config, field_name):
+            reason = "budget"
+        else:
+            reason = "recipe-epochs"
+        return Training(stopped_by=reason, epochs=epochs, best_epoch=best_epoch)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -115,6 +140,12 @@ class RunContext:
             iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, disable=None
         )
         return bar
+
+
+def _field(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
 
 
 RunFn = Callable[[Any, RunContext], RunOutcome]
@@ -243,6 +274,7 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
         resume=inv.resume,
         options=inv.options,
         logger=logger,
+        recipe=resolve_config(entry, "full", inv.dataset, variant, ()),
         tensorboard=_tensorboard_writer(inv.tensorboard, run_dir),
     )
     logger.info(
@@ -270,13 +302,14 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
         variant=variant,
         dataset=inv.dataset,
         scale=inv.scale,  # type: ignore[arg-type]
-        origin=outcome.origin,  # type: ignore[arg-type]
+        origin=outcome.origin,
         source=outcome.source,
         dataset_files=outcome.dataset_files,
         config=config.model_dump(mode="json"),
         seed=seed,
-        metrics={"validation": outcome.validation, "test": outcome.test},  # type: ignore[arg-type]
+        metrics=Metrics(validation=outcome.validation, test=outcome.test),
         selection_rule=outcome.selection_rule,
+        training=outcome.training,
         deviations=outcome.deviations,
         git=code,
         packages=package_versions(),

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from common.config import StrictModel
 from common.data import checksums, ensure_files
 from common.distributed import is_distributed, rank, world_size
+from common.records import Training
 from common.eval.sts import DATASET as STS_DATASET
 from common.eval.sts import TASKS, evaluate_sts, required_files, stsb_dev_spearman
 from common.runner import RunContext
@@ -50,6 +51,7 @@ __all__ = [
     "setup",
     "total_steps",
     "train",
+    "training_end",
 ]
 
 WIKI_DATASET = "wiki1m-prefix"
@@ -151,6 +153,18 @@ def total_steps(n_lines: int, per_process: int, epochs: int, max_steps: int | No
     """Optimizer steps of :func:`batches` over ``epochs``, capped at ``max_steps``."""
     steps = _steps_per_epoch(n_lines, per_process * world_size()) * epochs
     return min(steps, max_steps) if max_steps is not None else steps
+
+
+def training_end(config: SentenceConfig, n_lines: int, per_process: int | None = None) -> Training:
+    """``budget`` when ``max_steps`` stops training before the recipe's epochs over the corpus."""
+    size = config.batch_size if per_process is None else per_process
+    planned = total_steps(n_lines, size, config.epochs)
+    done = total_steps(n_lines, size, config.epochs, config.max_steps)
+    return Training(
+        stopped_by="budget" if done < planned else "recipe-epochs",
+        epochs=config.epochs,
+        note=f"{done} of the {planned} steps of {config.epochs} epoch(s) over {n_lines} sentences",
+    )
 
 
 def average_gradients(model: nn.Module) -> None:

@@ -135,7 +135,8 @@ def test_record_is_valid_json_with_schema_version(tmp_path: Path) -> None:
     main(entry, _argv(tmp_path, "--variants", "plain"))
     (path,) = (tmp_path / "results" / "runs" / "toy" / "tiny").glob("*.json")
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == 1
+    assert raw["schema_version"] == 2
+    assert raw["training"]["stopped_by"] == "recipe-epochs"  # the toy's 4 epochs = its full recipe
     for key in ("dataset_files", "config", "seed", "metrics", "selection_rule", "git",
                 "packages", "hardware", "wall_time_s", "started_at", "ended_at"):  # fmt: skip
         assert key in raw

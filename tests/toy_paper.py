@@ -62,6 +62,7 @@ def run(config: ToyConfig, ctx: RunContext) -> RunOutcome:
         test={"mse": mse, "w0": float(model.weight[0, 0].detach())},
         selection_rule="last epoch",
         dataset_files={"toy": "generated"},
+        training=ctx.training_end(config, early_stopped=False, epochs=config.epochs),
     )
 
 

@@ -196,6 +196,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         selection_rule=f"epoch with the best validation kNN top-1 (epoch {state['best_epoch']}); "
         "validation = 10% of the training images",
         dataset_files=data.files,
+        training=ctx.training_end(config, False, config.epochs, state["best_epoch"]),
         deviations=_deviations(config, ctx.dataset),
     )
 

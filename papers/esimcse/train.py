@@ -73,6 +73,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         test=test,
         selection_rule=st.SELECTION,
         dataset_files=files,
+        training=st.training_end(config, len(token_ids)),
         deviations=[
             *st.deviations(config),
             "subword repetition drawn at each step (seeded) instead of once in preprocessing",

@@ -92,10 +92,27 @@ def split_leave_one_out(sequences: list[list[int]], max_len: int) -> tuple[Sampl
     return _samples(train, max_len), _samples(valid, max_len), _samples(test, max_len)
 
 
-def load_dataset(name: str, data_root: Path, max_len: int) -> SeqRecData:
+def subset_users(
+    sequences: list[list[int]], fraction: float, seed: int
+) -> list[list[int]]:
+    """A seeded random ``fraction`` of the users, each with all of their items (file order kept).
+
+    The reduced recipe shrinks the problem, not the training: fewer users, every prefix of each.
+    """
+    if fraction >= 1.0:
+        return sequences
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(len(sequences), generator=gen)[: max(1, int(len(sequences) * fraction))]
+    return [sequences[i] for i in sorted(keep.tolist())]
+
+
+def load_dataset(
+    name: str, data_root: Path, max_len: int, user_fraction: float = 1.0, subset_seed: int = 0
+) -> SeqRecData:
     registry_name, rel = FILES[name]
     files = ensure_files(registry_name, data_root, [rel])
-    sequences = read_sequences(files[rel])
+    all_sequences = read_sequences(files[rel])
+    sequences = subset_users(all_sequences, user_fraction, subset_seed)
     train, valid, test = split_leave_one_out(sequences, max_len)
-    n_items = max(max(s) for s in sequences)
+    n_items = max(max(s) for s in all_sequences)  # the item set is kept whole
     return SeqRecData(n_items, train, valid, test, checksums(files, registry_name))

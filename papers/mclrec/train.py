@@ -24,6 +24,7 @@ from common.config import StrictModel
 from common.data import sha256_of
 from common.errors import ClreproError
 from common.metrics import RankingAccumulator
+from common.records import Training
 from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
 
@@ -74,7 +75,9 @@ class Config(StrictModel):
     patience: int = 10
     valid_metric: str = "MRR@10"
     eval_batch_size: int = 2048
-    train_fraction: float = 1.0  # reduced recipe: a fixed random subset of training samples
+    train_fraction: float = 1.0  # a fixed random subset of training samples (old reduced recipe)
+    user_fraction: float = 1.0  # reduced recipe: a seeded subset of users, all their prefixes
+    user_subset_seed: int = 0  # the same users for every variant and seed
     threads: int | None = None
 
 
@@ -217,6 +220,8 @@ def fit(config: Config, data: SeqRecData, ctx: RunContext) -> dict[str, Any]:
     for epoch in range(progress["epoch"] + 1, config.epochs):
         if progress["bad_epochs"] >= config.patience:
             break
+        ctx.logger.info("epoch %d of at most %d (patience %d/%d)", epoch + 1, config.epochs,
+                        progress["bad_epochs"], config.patience)  # fmt: skip
         total = 0.0
         for batch, views in ctx.progress(_batches(train, config, ctx.seed, epoch, ctx.device),
                                          f"epoch {epoch}", total=n_batches):  # fmt: skip
@@ -266,6 +271,7 @@ def score_checkpoint(path: Path, config: Config, data: SeqRecData, ctx: RunConte
         test={k: test[k] for k in TEST_METRICS},
         selection_rule="none: the checkpoint as released",
         dataset_files=data.files,
+        training=Training(stopped_by="not-trained", note="a released checkpoint, scored"),
         origin="official-checkpoint" if digest in OFFICIAL else "trained",
         source=OFFICIAL.get(digest, f"checkpoint {path} (sha256 {digest})"),
     )
@@ -274,7 +280,8 @@ def score_checkpoint(path: Path, config: Config, data: SeqRecData, ctx: RunConte
 def run(config: Config, ctx: RunContext) -> RunOutcome:
     if config.threads:
         torch.set_num_threads(config.threads)
-    data = load_dataset(ctx.dataset, ctx.data_root, config.model.max_len)
+    data = load_dataset(ctx.dataset, ctx.data_root, config.model.max_len,
+                        config.user_fraction, config.user_subset_seed)  # fmt: skip
     checkpoint = ctx.options.get("checkpoint")
     if checkpoint:
         return score_checkpoint(Path(checkpoint), config, data, ctx)
@@ -283,16 +290,22 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     model.load_state_dict(progress["best_model"])
     test = evaluate(model, data.test, config.eval_batch_size, ctx.device, ctx)
     deviations = []
+    if config.user_fraction < 1:
+        deviations.append(f"a seeded {config.user_fraction:.0%} of the users (subset seed "
+                          f"{config.user_subset_seed}), all their prefixes; items kept whole; "
+                          "validation and test on those users")  # fmt: skip
     if config.train_fraction < 1:
         deviations.append(f"trained on a fixed {config.train_fraction:.0%} subset of the "
-                          "training samples (reduced recipe)")  # fmt: skip
-    if config.epochs < 100:
-        deviations.append(f"at most {config.epochs} epochs instead of 100 (reduced recipe)")
+                          "training samples")  # fmt: skip
+    if ctx.stopped_by_cap(config):
+        deviations.append(f"at most {config.epochs} epochs instead of {ctx.recipe.epochs}")
+    early = progress["bad_epochs"] >= config.patience
     return RunOutcome(
         validation=progress["best_valid"],
         test={k: test[k] for k in TEST_METRICS},
         selection_rule=f"best validation {config.valid_metric} over epochs (patience "
         f"{config.patience}); test once at epoch {progress['best_epoch']}",
         dataset_files=data.files,
+        training=ctx.training_end(config, early, progress["epoch"] + 1, progress["best_epoch"]),
         deviations=deviations,
     )

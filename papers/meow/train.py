@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from common.config import StrictModel
 from common.errors import ClreproError, ConfigError
-from common.records import Origin
+from common.records import Origin, Training
 from common.runner import RunContext, RunOutcome
 
 from .cluster import run_kmeans
@@ -127,6 +127,7 @@ def _score_frozen(
         test=ev.test,
         selection_rule=_SELECTION,
         dataset_files=nodes.files,
+        training=Training(stopped_by="not-trained", note="frozen embeddings or features, scored"),
         origin=origin,
         source=source,
         deviations=deviations,
@@ -355,6 +356,12 @@ def train(config: Config, ctx: RunContext, graph: HeteroGraph) -> RunOutcome:
         test=ev.test,
         selection_rule=f"{_SELECTION}; training stopped after {state['epoch']} epochs ({stop})",
         dataset_files=graph.files,
+        training=ctx.training_end(
+            config,
+            early_stopped=stop == "patience",
+            epochs=state["epoch"],
+            field_name="adameow.epochs" if adaptive else "epochs",
+        ),
         deviations=_deviations(config, ctx, adaptive, state["epoch"], stop),
     )
 

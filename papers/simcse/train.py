@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from common import sentence_training as st
 from common.distributed import is_distributed
 from common.eval.sts import stsb_dev_spearman
+from common.records import Training
 from common.runner import RunContext, RunOutcome
 from common.text import pad_batch, sts_encoder, tokenize_lines
 
@@ -40,6 +41,7 @@ def baseline(
         test=test,
         selection_rule="none (no training)",
         dataset_files=files,
+        training=Training(stopped_by="not-trained", note="the encoder as loaded"),
         origin="pretrained-baseline",
         deviations=[d for d in st.deviations(config) if not d.startswith("training")],
     )
@@ -68,5 +70,6 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         test=test,
         selection_rule=st.SELECTION,
         dataset_files=files,
+        training=st.training_end(config, len(token_ids)),
         deviations=st.deviations(config),
     )

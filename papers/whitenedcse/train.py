@@ -82,5 +82,6 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         test=test,
         selection_rule=st.SELECTION,
         dataset_files=files,
+        training=st.training_end(config, len(token_ids), per_process),
         deviations=[*st.deviations(config, step_size), *BROKEN_CODE_CHOICES],
     )
