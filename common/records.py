@@ -15,11 +15,13 @@ its own stopping rule, and scored artifacts were not trained here at all.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
 import subprocess
 import uuid
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -231,6 +233,40 @@ def read_record(path: Path) -> RunRecord:
         raise RecordError(
             f"run record {path} does not match schema v{SCHEMA_VERSION}: {exc}"
         ) from exc
+
+
+# Config fields that change how fast a run goes, not what it computes.
+OPERATIONAL_KEYS = frozenset({"threads", "eval_batch_size"})
+SampleKey = tuple[str, str, str, str, str, str, int]
+
+
+def config_identity(config: dict[str, Any]) -> str:
+    """A short hash of what a config computes: operational fields (threads) and fields left
+    unset (``None``, as older records that lack a later field) do not count."""
+    kept = {k: v for k, v in config.items() if k not in OPERATIONAL_KEYS and v is not None}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def sample_key(record: RunRecord) -> SampleKey:
+    """A seed is one sample: (paper, variant, dataset, scale, origin, config, seed)."""
+    return (record.paper, record.variant, record.dataset, record.scale, record.origin,
+            config_identity(record.config), record.seed)  # fmt: skip
+
+
+def unique_seeds(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """One record per sample key, the first one run; later repeats are checks, not samples."""
+    first: dict[SampleKey, RunRecord] = {}
+    for record in sorted(records, key=lambda r: r.started_at):
+        first.setdefault(sample_key(record), record)
+    return list(first.values())
+
+
+def repeated_seeds(records: Iterable[RunRecord]) -> dict[SampleKey, list[RunRecord]]:
+    """Sample keys recorded more than once (reruns of a seed), oldest first."""
+    groups: dict[SampleKey, list[RunRecord]] = {}
+    for record in sorted(records, key=lambda r: r.started_at):
+        groups.setdefault(sample_key(record), []).append(record)
+    return {key: group for key, group in groups.items() if len(group) > 1}
 
 
 def load_records(results_dir: Path, paper: str | None = None) -> list[RunRecord]:

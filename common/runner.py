@@ -35,6 +35,7 @@ from common.records import (
     Metrics,
     Origin,
     RunRecord,
+    StopReason,
     Training,
     git_state,
     hardware_info,
@@ -94,12 +95,9 @@ class RunContext:
         field_name: str = "epochs",
     ) -> Training:  # fmt: skip
         """How training ended: patience, the recipe's full count, or a budget below it."""
-        if early_stopped:
-            reason = "early-stopping"
-        elif self.stopped_by_cap(config, field_name):
-            reason = "budget"
-        else:
-            reason = "recipe-epochs"
+        reason: StopReason = "early-stopping"
+        if not early_stopped:
+            reason = "budget" if self.stopped_by_cap(config, field_name) else "recipe-epochs"
         return Training(stopped_by=reason, epochs=epochs, best_epoch=best_epoch)
 
     @property

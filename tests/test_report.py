@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,8 @@ def test_render_results_writes_table_plot_and_readme_block(tmp_path: Path) -> No
     readme.write_text(f"# Top\n{README_BEGIN}\nold\n{README_END}\ntail\n")
     out = render_results(results, readme)
     text = out.read_text()
-    assert "| plain | tiny | mse | 0.5000 |" in text and "reduced" in text
+    assert "| plain | tiny | mse | 0.5000 (paper [1]) |" in text and "reduced" in text
+    assert "[1] Table 1, row plain" in text
     assert (results / "plots" / "toy.png").stat().st_size > 1000
     top = readme.read_text()
     assert "old" not in top and "[toy](papers/toy/README.md)" in top and top.endswith("tail\n")
@@ -132,3 +134,74 @@ def test_group_by_config_field_splits_groups_and_matches_reported(tmp_path: Path
     mse = {r.method: r for r in rows if r.metric == "mse"}
     assert set(mse) == {"plain [lr=0.1]", "plain [lr=0.05]"}
     assert mse["plain [lr=0.05]"].reported == 0.5 and mse["plain [lr=0.1]"].reported is None
+
+
+def test_truncated_runs_are_labelled_and_kept_apart(tmp_path: Path) -> None:
+    """A real short run (2 of the recipe's 4 epochs) is recorded and shown as truncated."""
+    entry = make_toy_paper(tmp_path)
+    _run(entry, tmp_path, "--scale", "full", "--variants", "plain", "--seeds", "2")
+    _run(entry, tmp_path, "--scale", "full", "--variants", "plain", "epochs=2")
+    from common.records import load_records
+
+    records = load_records(tmp_path / "r", "toy")
+    assert sorted(r.training.stopped_by for r in records) == ["budget", "recipe-epochs",
+                                                              "recipe-epochs"]  # fmt: skip
+    rows = [r for r in compare("toy", records, _reported()) if r.metric == "mse"]
+    by_verdict = {r.verdict: r.n for r in rows}
+    assert by_verdict == {"off": 2, "truncated": 1} or by_verdict == {"match": 2, "truncated": 1}
+
+
+def test_schema_v1_records_read_as_truncated_unless_full_or_scored(tmp_path: Path) -> None:
+    from common.records import read_record
+
+    entry = make_toy_paper(tmp_path)
+    _run(entry, tmp_path, "--scale", "reduced", "--variants", "plain")
+    (path,) = (tmp_path / "r" / "runs" / "toy" / "tiny").glob("*.json")
+    raw = json.loads(path.read_text())
+    del raw["training"]
+    raw["schema_version"] = 1
+    expected = {("reduced", "trained"): "budget", ("full", "trained"): "recipe",
+                ("full", "official-checkpoint"): "not-trained"}  # fmt: skip
+    for (scale, origin), reason in expected.items():
+        path.write_text(json.dumps({**raw, "scale": scale, "origin": origin}))
+        assert read_record(path).training.stopped_by == reason
+
+
+def test_official_artifacts_are_references_for_the_trained_method(tmp_path: Path) -> None:
+    from common.records import RunRecord
+
+    def rec(variant: str, origin: str, value: float, seed: int) -> RunRecord:
+        return RunRecord.model_validate({
+            "paper": "toy", "variant": variant, "dataset": "tiny", "scale": "full",
+            "origin": origin, "source": "authors@abc:embeds.pkl", "dataset_files": {},
+            "config": {}, "seed": seed, "metrics": {"test": {"mse": value}},
+            "selection_rule": "-", "training": {"stopped_by": "early-stopping"},
+            "git": {"commit": "c", "dirty": False}, "packages": {},
+            "hardware": {"device": "cpu", "device_name": "x", "cpu": "x", "cpu_count": 1,
+                         "platform": "p", "python": "3", "torch_threads": 1},
+            "wall_time_s": 1, "started_at": f"t{seed}", "ended_at": "t"})  # fmt: skip
+
+    reported = _reported().model_copy(
+        update={"entries": [], "artifact_references": {"plain-official": "plain"}}
+    )
+    records = [rec("plain-official", "official-embeddings", 0.50, 0)] + [
+        rec("plain", "trained", v, i) for i, v in enumerate([0.50, 0.505, 0.495])
+    ]
+    rows = {(r.method, r.metric): r for r in compare("toy", records, reported)}
+    trained = rows[("plain", "mse")]
+    assert trained.kind == "official-artifact" and trained.verdict == "match"
+    assert "authors@abc:embeds.pkl" in (trained.source or "")
+    assert rows[("plain-official", "mse")].verdict == "reference"
+
+
+def test_committed_claims_name_real_variants() -> None:
+    from common.cli import discover_papers
+
+    papers = discover_papers(REPO / "papers")
+    for name, data in load_all_reported(REPO / "results").items():
+        for c in data.claims:
+            if c.test is None:
+                continue
+            for arm in (c.test.a, c.test.b):
+                paper, _, variant = arm.rpartition(":")
+                assert variant in papers[paper or name].variants, (name, c.id, arm)
