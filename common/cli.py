@@ -119,6 +119,13 @@ def build_parser(info: PaperInfo) -> OneLineParser:
     parser.add_argument("--data-root", default=None, help="folder holding the datasets")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--resume", action="store_true", help="continue interrupted runs")
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run seeds that already have a record again, as a reproducibility check: the "
+        "repeat's record goes to <work-dir>/repeats and its agreement with the recorded run "
+        "is printed (the results tables do not change)",
+    )
     parser.add_argument("--results-dir", default=None, help="default: <repo>/results")
     parser.add_argument("--work-dir", default=None, help="checkpoints and logs; default ./work")
     parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")

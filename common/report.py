@@ -29,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.claims import Claim, ClaimResult, evaluate_claims, verdict_counts
 from common.errors import RecordError
-from common.records import RunRecord, config_identity, load_records, repeated_seeds, unique_seeds
+from common.records import (
+    RunRecord,
+    config_identity,
+    load_records,
+    read_record,
+    repeated_seeds,
+    unique_seeds,
+)
 
 RELATIVE_TOLERANCE = 0.02
 STD_TOLERANCE = 2.0
@@ -364,6 +371,26 @@ def print_paper_comparison(
     if report.claims:
         print(f"\n## {paper}: claims (verdict rule: results/README.md)\n")
         print(claims_table(report.claims, digits))
+
+
+def print_invocation(done: Sequence[tuple[str, int, Path]], paper: str, results_dir: Path) -> None:
+    """What this command ran: variant, seed, the metrics in the paper's order, time, record."""
+    reported = load_all_reported(results_dir).get(paper)
+    digits = _digits(reported)
+    rows = []
+    for variant, seed, path in done:
+        if not path.is_file():  # a rank > 0 of torchrun, or nothing written
+            continue
+        rec = read_record(path)
+        metrics = _metric_order(rec.metrics.test, reported)
+        shown = ", ".join(f"{m} {rec.metrics.test[m]:.{digits}f}" for m in metrics)
+        end = "truncated" if rec.truncated else rec.training.stopped_by
+        rows.append(f"| {variant} | {seed} | {shown} | {rec.wall_time_s / 60:.1f} min, "
+                    f"{end} | {path} |")  # fmt: skip
+    print(f"\n## {paper}: this run\n")
+    print("| variant | seed | test metrics | time, how training ended | record |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
 
 
 def _paper_names(results_dir: Path) -> list[str]:

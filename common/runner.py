@@ -12,6 +12,7 @@ A paper's ``__main__.py`` is three lines::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -37,9 +38,12 @@ from common.records import (
     RunRecord,
     StopReason,
     Training,
+    config_identity,
     git_state,
     hardware_info,
     package_versions,
+    read_record,
+    record_dir,
     utc_now,
     write_record,
 )
@@ -236,6 +240,7 @@ class Invocation:
     data_root: Path
     device: torch.device
     resume: bool
+    rerun: bool
     results_dir: Path
     work_dir: Path
     tensorboard: bool
@@ -243,15 +248,62 @@ class Invocation:
     options: dict[str, Any]
 
 
+def recorded_run(
+    results_dir: Path, paper: str, dataset: str, scale: str, config: StrictModel, seed: int
+) -> tuple[RunRecord, Path] | None:
+    """The first record of this (paper, dataset, scale, resolved config, seed), if any."""
+    identity = config_identity(config.model_dump(mode="json"))
+    found = []
+    for path in sorted(record_dir(results_dir, paper, dataset).glob("*.json")):
+        record = read_record(path)
+        if (record.scale, record.seed) == (scale, seed) and (
+            config_identity(record.config) == identity
+        ):
+            found.append((record, path))
+    return min(found, key=lambda pair: pair[0].started_at) if found else None
+
+
+def agreement_lines(first: RunRecord, repeat_path: Path) -> list[str]:
+    """Each test metric of a repeat beside the recorded run's, with the difference."""
+    repeat = read_record(repeat_path)
+    lines = [f"repeat of {first.variant} seed {first.seed} (recorded at commit "
+             f"{first.git.commit[:7]} on {first.hardware.device_name}; repeat at "
+             f"{repeat.git.commit[:7]} on {repeat.hardware.device_name}):"]  # fmt: skip
+    for metric, value in first.metrics.test.items():
+        again = repeat.metrics.test.get(metric, float("nan"))
+        lines.append(f"  {metric:>16}  recorded {value:.5f}  repeat {again:.5f}  "
+                     f"difference {again - value:+.5f}")  # fmt: skip
+    return lines
+
+
 def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, seed: int) -> Path:
-    """Train (or resume, or skip if already recorded) one seed of one variant; return its record."""
+    """Train (or resume, or skip if already recorded) one seed of one variant; return its record.
+
+    A seed that already has a record for the same resolved config is skipped (a seed is one
+    sample); ``--rerun`` trains it again and writes the repeat under ``<work>/repeats``.
+    """
     config = resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
-    base = (
-        inv.work_dir
-        / info.name
-        / inv.dataset
-        / (f"{variant}-{inv.scale}-seed{seed}-{config_hash(config)}")
-    )
+    found = recorded_run(inv.results_dir, info.name, inv.dataset, inv.scale, config, seed)
+    earlier = found[0] if found and inv.scale != "smoke" else None
+    if found and earlier is not None and not inv.rerun:
+        if rank() == 0:
+            hint = "add seeds with --first-seed, or repeat this one with --rerun"
+            print(f"skipped: {variant} seed {seed} is already recorded ({found[1]}); {hint}",
+                  file=sys.stderr)  # fmt: skip
+        return found[1]
+    target = inv
+    if earlier is not None and inv.rerun:
+        target = dataclasses.replace(inv, results_dir=inv.work_dir / "repeats")
+    name = f"{variant}-{inv.scale}-seed{seed}-{config_hash(config)}"
+    base = inv.work_dir / info.name / inv.dataset / name
+    path = _train_and_record(entry, info, target, variant, seed, config, base)
+    if earlier is not None and inv.rerun and rank() == 0:
+        print("\n".join(agreement_lines(earlier, path)), file=sys.stderr)
+    return path
+
+
+def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str,
+                      seed: int, config: StrictModel, base: Path) -> Path:  # fmt: skip
     run_dir = choose_run_dir(base, inv.resume)
     _barrier()  # every rank chose the same folder before any rank creates it
     done = run_dir / DONE_NAME
@@ -336,6 +388,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         "data_root",
         "device",
         "resume",
+        "rerun",
         "results_dir",
         "work_dir",
         "tensorboard",
@@ -350,6 +403,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         data_root=resolve_data_root(args.data_root),
         device=_process_device(select_device(args.device)),
         resume=args.resume,
+        rerun=args.rerun,
         results_dir=Path(
             args.results_dir or os.environ.get("CLREPRO_RESULTS_DIR") or repo_root() / "results"
         ).resolve(),
@@ -382,14 +436,27 @@ def main(entry: PaperEntry, argv: Sequence[str] | None = None, compare: bool = T
         inv = invocation_from_args(args, info)
         for variant in inv.variants:  # validate every config before the first long run
             resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
-        for variant in inv.variants:
-            for seed in range(inv.first_seed, inv.first_seed + inv.seeds):
-                run_one(entry, info, inv, variant, seed)
+        done = _run_all(entry, info, inv)
     except ClreproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if compare and rank() == 0:
-        from common.report import print_paper_comparison
+        from common.report import print_invocation, print_paper_comparison
 
-        print_paper_comparison(inv.results_dir, info.name)
+        print_invocation(done, info.name, inv.results_dir)
+        print_paper_comparison(inv.results_dir, info.name, datasets=[inv.dataset])
     return 0
+
+
+def _run_all(entry: PaperEntry, info: PaperInfo, inv: Invocation) -> list[tuple[str, int, Path]]:
+    """Every (variant, seed) of the invocation, with progress lines; (variant, seed, record)."""
+    done = []
+    seeds = range(inv.first_seed, inv.first_seed + inv.seeds)
+    for k, variant in enumerate(inv.variants, 1):
+        for j, seed in enumerate(seeds, 1):
+            if rank() == 0:
+                print(f"== {info.name} · {inv.dataset} · {inv.scale}: variant {k} of "
+                      f"{len(inv.variants)} ({variant}), seed {j} of {len(seeds)} ({seed})",
+                      file=sys.stderr)  # fmt: skip
+            done.append((variant, seed, run_one(entry, info, inv, variant, seed)))
+    return done

@@ -59,9 +59,10 @@ def test_record_credits_the_code_at_the_start_of_the_run(
 def test_rerun_never_overwrites(tmp_path: Path) -> None:
     entry = make_toy_paper(tmp_path)
     main(entry, _argv(tmp_path, "--variants", "plain"))
-    main(entry, _argv(tmp_path, "--variants", "plain"))
+    main(entry, _argv(tmp_path, "--variants", "plain", "--rerun"))
     folder = tmp_path / "results" / "runs" / "toy" / "tiny"
-    assert len(list(folder.glob("*.json"))) == 2
+    assert len(list(folder.glob("*.json"))) == 1
+    assert len(list((tmp_path / "work" / "repeats").rglob("*.json"))) == 1
     work = tmp_path / "work" / "toy" / "tiny"
     assert len([p for p in work.iterdir() if p.is_dir()]) == 2  # second attempt got its own dir
 
@@ -140,3 +141,34 @@ def test_record_is_valid_json_with_schema_version(tmp_path: Path) -> None:
     for key in ("dataset_files", "config", "seed", "metrics", "selection_rule", "git",
                 "packages", "hardware", "wall_time_s", "started_at", "ended_at"):  # fmt: skip
         assert key in raw
+
+
+def test_a_recorded_seed_is_skipped_and_rerun_writes_a_repeat_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = make_toy_paper(tmp_path)
+    assert main(entry, _argv(tmp_path, "--variants", "plain", "--seeds", "2")) == 0
+    results = tmp_path / "results" / "runs" / "toy" / "tiny"
+    before = sorted(p.name for p in results.glob("*.json"))
+    capsys.readouterr()
+    assert main(entry, _argv(tmp_path, "--variants", "plain", "--seeds", "3")) == 0
+    out = capsys.readouterr()
+    assert out.err.count("skipped: plain seed") == 2 and "--first-seed" in out.err
+    after = sorted(p.name for p in results.glob("*.json"))
+    assert len(after) == 3 and set(before) < set(after)  # only the new seed 2 was added
+    assert "| plain | 2 |" in out.out  # this invocation's table
+    assert main(entry, _argv(tmp_path, "--variants", "plain", "--rerun")) == 0
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in results.glob("*.json")) == after  # results untouched
+    (repeat,) = (tmp_path / "work" / "repeats" / "runs" / "toy" / "tiny").glob("*.json")
+    assert "repeat of plain seed 0" in err and "difference +0.00000" in err
+    assert json.loads(repeat.read_text())["seed"] == 0
+
+
+def test_progress_names_variant_and_seed_positions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = make_toy_paper(tmp_path)
+    assert main(entry, _argv(tmp_path, "--seeds", "2")) == 0
+    err = capsys.readouterr().err
+    assert "variant 2 of 2 (other), seed 2 of 2 (1)" in err

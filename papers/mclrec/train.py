@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -220,8 +221,10 @@ def fit(config: Config, data: SeqRecData, ctx: RunContext) -> dict[str, Any]:
     for epoch in range(progress["epoch"] + 1, config.epochs):
         if progress["bad_epochs"] >= config.patience:
             break
-        ctx.logger.info("epoch %d of at most %d (patience %d/%d)", epoch + 1, config.epochs,
-                        progress["bad_epochs"], config.patience)  # fmt: skip
+        ctx.logger.info("epoch %d of at most %d (patience %d/%d)%s", epoch + 1, config.epochs,
+                        progress["bad_epochs"], config.patience,
+                        _eta(progress, epoch, config))  # fmt: skip
+        tick = time.perf_counter()
         total = 0.0
         for batch, views in ctx.progress(_batches(train, config, ctx.seed, epoch, ctx.device),
                                          f"epoch {epoch}", total=n_batches):  # fmt: skip
@@ -230,8 +233,21 @@ def fit(config: Config, data: SeqRecData, ctx: RunContext) -> dict[str, Any]:
         ctx.log_metrics(epoch, {"loss": total / n_batches, **valid}, "valid")
         _update_best(progress, valid, config.valid_metric, trainer, epoch)
         progress["epoch"] = epoch
+        progress["seconds"] = progress.get("seconds", 0.0) + time.perf_counter() - tick
         ctx.save_checkpoint({"trainer": trainer.state_dict(), "progress": progress})
     return progress
+
+
+def _eta(progress: dict[str, Any], epoch: int, config: Config) -> str:
+    """Time left if patience runs out now at the earliest, and at the epoch cap at most."""
+    done = progress["epoch"] + 1
+    if done <= 0 or not progress.get("seconds"):
+        return ""
+    per_epoch = progress["seconds"] / done
+    soonest = config.patience - progress["bad_epochs"]
+    latest = config.epochs - epoch
+    return (f", {per_epoch:.0f} s/epoch, ETA {soonest * per_epoch / 60:.0f}–"
+            f"{latest * per_epoch / 60:.0f} min")  # fmt: skip
 
 
 def _update_best(progress: dict[str, Any], valid: dict[str, float], metric: str,
