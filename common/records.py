@@ -91,6 +91,7 @@ class Training(BaseModel):
     epochs: int | None = Field(default=None, ge=0)  # epochs (or steps) actually trained
     best_epoch: int | None = None
     note: str = ""
+    curve: dict[str, list[float]] = Field(default_factory=dict)  # e.g. validation MRR@10 per epoch
 
     @property
     def converged(self) -> bool:

@@ -96,13 +96,13 @@ class RunContext:
 
     def training_end(
         self, config: Any, early_stopped: bool, epochs: int, best_epoch: int | None = None,
-        field_name: str = "epochs",
+        field_name: str = "epochs", curve: dict[str, list[float]] | None = None,
     ) -> Training:  # fmt: skip
         """How training ended: patience, the recipe's full count, or a budget below it."""
         reason: StopReason = "early-stopping"
         if not early_stopped:
             reason = "budget" if self.stopped_by_cap(config, field_name) else "recipe-epochs"
-        return Training(stopped_by=reason, epochs=epochs, best_epoch=best_epoch)
+        return Training(stopped_by=reason, epochs=epochs, best_epoch=best_epoch, curve=curve or {})
 
     @property
     def checkpoint_path(self) -> Path:

@@ -234,6 +234,9 @@ def fit(config: Config, data: SeqRecData, ctx: RunContext) -> dict[str, Any]:
         _update_best(progress, valid, config.valid_metric, trainer, epoch)
         progress["epoch"] = epoch
         progress["seconds"] = progress.get("seconds", 0.0) + time.perf_counter() - tick
+        progress.setdefault("curve", {}).setdefault(f"valid {config.valid_metric}", []).append(
+            valid[config.valid_metric]
+        )
         ctx.save_checkpoint({"trainer": trainer.state_dict(), "progress": progress})
     return progress
 
@@ -322,6 +325,12 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         selection_rule=f"best validation {config.valid_metric} over epochs (patience "
         f"{config.patience}); test once at epoch {progress['best_epoch']}",
         dataset_files=data.files,
-        training=ctx.training_end(config, early, progress["epoch"] + 1, progress["best_epoch"]),
+        training=ctx.training_end(
+            config,
+            early,
+            progress["epoch"] + 1,
+            progress["best_epoch"],
+            curve=progress.get("curve"),
+        ),
         deviations=deviations,
     )
