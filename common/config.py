@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from common.errors import ConfigError
 
 DATASET_OVERRIDES_KEY = "dataset_overrides"
+EXTENDS_KEY = "extends"
 
 ModelT = TypeVar("ModelT", bound="StrictModel")
 
@@ -46,6 +47,21 @@ def read_yaml(path: Path) -> dict[str, Any]:
             f"config {path} must be a mapping at top level, got {type(data).__name__}"
         )
     return data
+
+
+def read_config_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file with its ``extends`` chain resolved (base first, this file's keys on top)."""
+    path = path.resolve()
+    if path in _seen:
+        chain = " -> ".join(p.name for p in (*_seen, path))
+        raise ConfigError(f"config {path} extends itself ({chain})")
+    data = read_yaml(path)
+    base = data.pop(EXTENDS_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"config {path}: '{EXTENDS_KEY}' must be a file name, got {base!r}")
+    return _deep_merge(read_config_file(path.parent / base, (*_seen, path)), data)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -129,5 +145,5 @@ def load_config(
     overrides: Sequence[str] = (),
 ) -> ModelT:
     """Load ``path`` into ``model``, applying the dataset override and ``key=value`` overrides."""
-    data = resolve_config_dict(read_yaml(path), dataset, overrides)
+    data = resolve_config_dict(read_config_file(path), dataset, overrides)
     return build_config(model, data, source=f"config {path.name}")

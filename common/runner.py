@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from common.cli import PaperInfo, parse_reproduce_args, read_paper_info, repo_root
-from common.config import StrictModel, build_config, read_yaml, resolve_config_dict
+from common.config import StrictModel, build_config, read_config_file, resolve_config_dict
 from common.data import resolve_data_root
 from common.distributed import init_from_env, is_distributed, rank
 from common.errors import ClreproError
@@ -168,7 +168,7 @@ def resolve_config(
     entry: PaperEntry, scale: str, dataset: str, variant: str, overrides: Sequence[str]
 ) -> StrictModel:
     path = config_path(entry.folder, scale)
-    data = resolve_config_dict(read_yaml(path), dataset, [f"variant={variant}", *overrides])
+    data = resolve_config_dict(read_config_file(path), dataset, [f"variant={variant}", *overrides])
     return build_config(entry.config_model, data, source=f"config {path}")
 
 

@@ -67,3 +67,30 @@ def test_configs_are_frozen(tmp_path: Path) -> None:
     cfg = load_config(Cfg, _write(tmp_path, ""))
     with pytest.raises(Exception, match="frozen"):
         cfg.lr = 1.0  # type: ignore[misc]
+
+
+def test_extends_merges_nested_keys_and_dataset_overrides(tmp_path: Path) -> None:
+    (tmp_path / "full.yaml").write_text(
+        "lr: 0.1\ninner: {width: 8}\nlayers: [1, 2]\ndataset_overrides:\n  beauty: {lr: 0.2}\n"
+        "  sports: {lr: 0.3}\n"
+    )
+    child = tmp_path / "reduced.yaml"
+    child.write_text("extends: full.yaml\nlayers: [5]\ndataset_overrides:\n  sports: {lr: 0.4}\n")
+    assert load_config(Cfg, child).layers == (5,)  # a list is replaced, not merged
+    assert load_config(Cfg, child).inner.width == 8  # inherited
+    assert load_config(Cfg, child, "beauty").lr == 0.2  # the base's dataset override survives
+    assert load_config(Cfg, child, "sports").lr == 0.4  # the child's wins
+
+
+def test_extends_chain_and_cycle(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("lr: 0.5\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\ninner: {width: 2}\n")
+    (tmp_path / "c.yaml").write_text("extends: b.yaml\n")
+    cfg = load_config(Cfg, tmp_path / "c.yaml")
+    assert (cfg.lr, cfg.inner.width) == (0.5, 2)
+    (tmp_path / "a.yaml").write_text("extends: c.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_config(Cfg, tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Cfg, tmp_path / "d.yaml")
