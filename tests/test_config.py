@@ -94,3 +94,32 @@ def test_extends_chain_and_cycle(tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text("extends: missing.yaml\n")
     with pytest.raises(ConfigError, match="not found"):
         load_config(Cfg, tmp_path / "d.yaml")
+
+
+def _restated(base: dict, child: dict, prefix: str = "") -> list[str]:  # type: ignore[type-arg]
+    """Keys of ``child`` whose value equals what ``base`` already gives."""
+    same = []
+    for key, value in child.items():
+        if key not in base:
+            continue
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            same += _restated(base[key], value, f"{prefix}{key}.")
+        elif value == base[key]:
+            same.append(prefix + key)
+    return same
+
+
+PAPERS_DIR = Path(__file__).parents[1] / "papers"
+
+
+@pytest.mark.parametrize(
+    "paper", sorted(p.parent.parent.name for p in PAPERS_DIR.glob("*/configs/reduced.yaml"))
+)
+def test_reduced_recipes_are_deltas_of_the_full_recipe(paper: str) -> None:
+    from common.config import read_config_file, read_yaml
+
+    folder = PAPERS_DIR / paper / "configs"
+    child = read_yaml(folder / "reduced.yaml")
+    assert child.get("extends") == "full.yaml", f"{paper}: reduced.yaml should extend full.yaml"
+    base = read_config_file(folder / "full.yaml")
+    assert not _restated(base, {k: v for k, v in child.items() if k != "extends"})
