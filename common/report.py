@@ -543,6 +543,50 @@ def render_claims_plot(report: PaperReport, out: Path) -> Path | None:
     return out
 
 
+def _curve_runs(report: PaperReport) -> dict[str, list[RunRecord]]:
+    """Per dataset and scale, the lowest seed of each variant whose record keeps its whole curve
+    (a run resumed from a checkpoint written before curves were kept has only its tail)."""
+    picked: dict[tuple[str, str, str], RunRecord] = {}
+    for rec in unique_seeds(report.records):
+        lengths = {len(v) for v in rec.training.curve.values()}
+        if rec.scale == "smoke" or lengths != {rec.training.epochs}:
+            continue
+        key = (rec.dataset, rec.scale, rec.variant)
+        if key not in picked or rec.seed < picked[key].seed:
+            picked[key] = rec
+    panels: dict[str, list[RunRecord]] = defaultdict(list)
+    for (dataset, scale, _), rec in sorted(picked.items()):
+        panels[f"{dataset} · {scale}"].append(rec)
+    return panels
+
+
+def render_curves(report: PaperReport, out: Path) -> Path | None:
+    """Validation curves per epoch (one seed per variant), the best epoch marked: shows that a
+    run stopped by its own rule (patience) rather than by a cap."""
+    panels = _curve_runs(report)
+    if not panels:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, runs) in zip(axes[0], panels.items(), strict=True):
+        for i, rec in enumerate(runs):
+            label = f"{rec.variant} seed {rec.seed} ({rec.training.stopped_by})"
+            for name, values in rec.training.curve.items():
+                ax.plot(range(1, len(values) + 1), values, color=f"C{i}", label=label)
+                best = rec.training.best_epoch
+                if best is not None and best < len(values):
+                    ax.scatter([best + 1], [values[best]], color=f"C{i}", zorder=3)
+                ax.set_ylabel(name)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{report.paper} · {title}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
 def _summary_line(report: PaperReport) -> str:
     runs = {(r.method, r.dataset, r.scale, r.origin) for r in report.rows if r.mean is not None}
     title = report.reported.title if report.reported else report.paper
@@ -632,6 +676,10 @@ def _paper_section(report: PaperReport, plots: Path) -> str:
     plot = render_plot(report.rows, paper, plots / f"{paper}.png")
     if plot is not None:
         body += ["", f"![{paper}](plots/{plot.name})"]
+    curves = render_curves(report, plots / f"{paper}_curves.png")
+    if curves is not None:
+        body += ["", "Validation curves (one seed per variant; dot = the selected epoch):", "",
+                 f"![{paper} curves](plots/{curves.name})"]  # fmt: skip
     repeats = repeats_table(report.records, digits)
     if repeats:
         body += ["", "### Repeated seeds (reproducibility checks, counted once)", "", repeats]

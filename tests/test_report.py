@@ -205,3 +205,31 @@ def test_committed_claims_name_real_variants() -> None:
             for arm in (c.test.a, c.test.b):
                 paper, _, variant = arm.rpartition(":")
                 assert variant in papers[paper or name].variants, (name, c.id, arm)
+
+
+def test_curves_plot_only_whole_curves(tmp_path: Path) -> None:
+    from common.records import RunRecord, Training
+    from common.report import PaperReport, render_curves
+
+    def rec(seed: int, curve: list[float], epochs: int) -> RunRecord:
+        return RunRecord.model_validate({
+            "paper": "toy", "variant": "plain", "dataset": "tiny", "scale": "reduced",
+            "dataset_files": {}, "config": {}, "seed": seed, "metrics": {"test": {"m": 1.0}},
+            "selection_rule": "-", "training": Training(stopped_by="early-stopping",
+            epochs=epochs, best_epoch=1, curve={"valid m": curve}).model_dump(),
+            "git": {"commit": "c", "dirty": False}, "packages": {},
+            "hardware": {"device": "cpu", "device_name": "x", "cpu": "x", "cpu_count": 1,
+                         "platform": "p", "python": "3", "torch_threads": 1},
+            "wall_time_s": 1, "started_at": f"t{seed}", "ended_at": "t"})  # fmt: skip
+
+    tail_only = rec(0, [0.3, 0.2], epochs=5)  # resumed: 3 epochs missing
+    whole = rec(1, [0.1, 0.3, 0.2], epochs=3)
+    report = PaperReport("toy", None, [tail_only, whole], [], [], [])
+    from common.report import _curve_runs
+
+    assert [r.seed for r in _curve_runs(report)["tiny · reduced"]] == [1]
+    out = render_curves(report, tmp_path / "curves.png")
+    assert out is not None and out.stat().st_size > 1000
+    assert (
+        render_curves(PaperReport("toy", None, [tail_only], [], [], []), tmp_path / "x.png") is None
+    )
