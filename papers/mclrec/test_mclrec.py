@@ -46,10 +46,26 @@ def test_reorder_permutes_one_window_only() -> None:
             assert max(changed) - min(changed) < 4
 
 
+def _operator(view: torch.Tensor, length: int) -> str:
+    """Which operator made a view of ITEMS[0] (length 6, ratios 0.5/0.5/0.8): crop alone
+    shortens it (to 3), mask alone puts padding ids inside it, reorder keeps 6 real items."""
+    if length == 3:
+        return "crop"
+    return "mask" if bool((view[:6] == 0).any()) else "reorder"
+
+
 def test_two_views_use_distinct_operators_and_keep_singletons() -> None:
-    v1, n1, v2, n2 = two_views(ITEMS, LENGTHS, (0.5, 0.5, 0.8), torch.Generator().manual_seed(0))
-    assert torch.equal(v1[2], ITEMS[2]) and torch.equal(v2[2], ITEMS[2])  # length 1 unchanged
-    assert n1[2] == 1 and n2[2] == 1
+    rows = 300
+    items, lengths = ITEMS.repeat(rows, 1), LENGTHS.repeat(rows)
+    v1, n1, v2, n2 = two_views(items, lengths, (0.5, 0.5, 0.8), torch.Generator().manual_seed(0))
+    pairs = [
+        (_operator(v1[r], int(n1[r])), _operator(v2[r], int(n2[r]))) for r in range(0, 3 * rows, 3)
+    ]
+    assert all(a != b for a, b in pairs)  # never the same operator on both views
+    assert len(set(pairs)) == 6  # every ordered pair of distinct operators occurs
+    singles = torch.arange(2, 3 * rows, 3)
+    assert torch.equal(v1[singles], items[singles]) and torch.equal(v2[singles], items[singles])
+    assert bool((n1[singles] == 1).all()) and bool((n2[singles] == 1).all())  # length 1 kept
 
 
 def _naive_regulariser(a: torch.Tensor, b: torch.Tensor) -> float:
