@@ -70,7 +70,10 @@ def test_full_cifar_comes_from_the_verified_archive(tmp_path: Path) -> None:
         for rel in files:
             tar.add(staging / rel, arcname=f"cifar-10-batches-py/{Path(rel).name}")
     real = get_dataset("cifar10")
-    md5 = lambda path: hashlib.md5(path.read_bytes()).hexdigest()  # noqa: E731
+
+    def md5(path: Path) -> str:
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
     members = [
         replace(real.file(rel), md5=md5(staging / rel)) for rel in files
     ]  # same paths and archive as the registry; checksums of the generated stand-ins

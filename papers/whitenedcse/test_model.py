@@ -35,7 +35,8 @@ def test_shuffle_is_undone_and_changes_groups() -> None:
 def _zca(xc: torch.Tensor) -> torch.Tensor:
     """ZCA matrix Σ^{-1/2} of centred rows ``xc`` [B, d], differentiable through Σ."""
     eigval, eigvec = torch.linalg.eigh(xc.T @ xc / len(xc))
-    return eigvec @ torch.diag(eigval.rsqrt()) @ eigvec.T
+    w: torch.Tensor = eigvec @ torch.diag(eigval.rsqrt()) @ eigvec.T
+    return w
 
 
 def test_whitening_matrix_is_constant_in_backward() -> None:
