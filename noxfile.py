@@ -4,7 +4,7 @@ nox -s tests                               # common's unit tests + every paper's
 nox -s "smoke(mclrec)"                     # one paper, in its own environment only
 nox -s reproduce -- mclrec --dataset beauty --scale reduced --seeds 3 --data-root DIR
 nox -s results                             # regenerate results/README.md and the plots
-nox -s lint                                # ruff, and mypy (strict on common)
+nox -s lint                                # ruff, and mypy (strict) on common, papers, tests
 nox -s new -- myidea --from mclrec         # fork a paper folder under a new name
 """
 
@@ -63,10 +63,11 @@ def results(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
+    """ruff (lint and format), and mypy, strict, on common, every paper and the tests."""
     _install(session, "dev")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "common")
+    session.run("mypy", "common", "papers", "tests")
 
 
 @nox.session(python=False)

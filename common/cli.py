@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
-
-import tomllib
 
 SCALES = ("full", "reduced", "smoke")
 DEVICES = ("auto", "cpu", "cuda")

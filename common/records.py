@@ -145,7 +145,7 @@ def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def git_state(repo: Path | None = None, paths: tuple[str, ...] = ()) -> GitState:

@@ -220,7 +220,7 @@ def train(
             break
         loss = step_loss([token_ids[i] for i in rows], step)
         optim.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         average_gradients(model)
         torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optim.step()

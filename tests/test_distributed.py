@@ -114,7 +114,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("dist")
-    spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)  # type: ignore[no-untyped-call]
+    spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
 

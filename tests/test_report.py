@@ -72,7 +72,7 @@ def test_compare_aggregates_seeds_and_lists_unrun_numbers(tmp_path: Path) -> Non
     values = [rec.metrics.test["mse"] for rec in records]
     assert mse.n == 3 and mse.mean == pytest.approx(sum(values) / 3)
     assert mse.reported == 0.5 and mse.source == "Table 1, row plain"
-    assert mse.rel_diff == pytest.approx((mse.mean - 0.5) / 0.5)
+    assert mse.mean is not None and mse.rel_diff == pytest.approx((mse.mean - 0.5) / 0.5)
     assert ("never_run", "not run") in rows
 
 

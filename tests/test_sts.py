@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def _cos(a: str, b: str) -> float:
 
 
 @pytest.fixture()
-def tiny_root(tmp_path: Path) -> Path:
+def tiny_root(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "data"
     paths = write_tiny_senteval(root, pairs=7)
     with temporary_dataset(spec_for_local_files("senteval-sts", root, paths)):

@@ -88,7 +88,10 @@ def _subset(split: Split, size: int | None, seed: int) -> Split:
 def _carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed))
     n_valid = int(len(order) * fraction)
-    pick = lambda idx: Split(train.images[idx], train.labels[idx])  # noqa: E731
+
+    def pick(idx: torch.Tensor) -> Split:
+        return Split(train.images[idx], train.labels[idx])
+
     return pick(order[n_valid:]), pick(order[:n_valid])
 
 

@@ -21,7 +21,8 @@ class SmallCNN(nn.Module):
         self.dim = 4 * width
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.features(x)
+        out: Tensor = self.features(x)
+        return out
 
 
 class BasicBlock(nn.Module):
@@ -40,7 +41,8 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.body(x) + self.skip(x))
+        out: Tensor = self.relu(self.body(x) + self.skip(x))
+        return out
 
 
 class ResNet18Cifar(nn.Module):
@@ -57,7 +59,8 @@ class ResNet18Cifar(nn.Module):
         self.dim = 512
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.features(x)
+        out: Tensor = self.features(x)
+        return out
 
 
 def projection_head(dim: int, hidden: int, out: int) -> nn.Module:

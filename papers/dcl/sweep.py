@@ -16,7 +16,7 @@ DEFAULT_BATCH_SIZES = (32, 64, 128, 256)
 
 
 def sweep(argv: list[str]) -> int:
-    sizes = DEFAULT_BATCH_SIZES
+    sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     if "--batch-sizes" in argv:
         at = argv.index("--batch-sizes")
         sizes = tuple(int(v) for v in argv[at + 1].split(","))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import math
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -71,7 +70,10 @@ def test_full_cifar_comes_from_the_verified_archive(tmp_path: Path) -> None:
         for rel in files:
             tar.add(staging / rel, arcname=f"cifar-10-batches-py/{Path(rel).name}")
     real = get_dataset("cifar10")
-    md5 = lambda path: hashlib.md5(path.read_bytes()).hexdigest()  # noqa: E731
+
+    def md5(path: Path) -> str:
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
     members = [
         replace(real.file(rel), md5=md5(staging / rel)) for rel in files
     ]  # same paths and archive as the registry; checksums of the generated stand-ins
@@ -97,9 +99,17 @@ def test_knn_hand_computed() -> None:
     labels = torch.tensor([0, 0, 1])
     queries = torch.tensor([[1.0, 0.05], [0.05, 1.0]])
     assert knn_accuracy(bank, labels, queries, torch.tensor([0, 1]), 2, k=2) == 100.0
-    # k=3 with the query at 45°: weights exp(cos/0.1) favour the two class-0 points
-    q = torch.tensor([[math.sqrt(0.5), math.sqrt(0.5)]])
-    assert knn_accuracy(bank, labels, q, torch.tensor([0]), 2, k=3) == 100.0
+
+
+def test_knn_votes_are_weighted_by_exp_similarity_over_temperature() -> None:
+    # k = 3: one class-1 point on the query (cos 1), two class-0 points at cos 0.8. A plain
+    # majority says class 0; τ = 0.1 weighs exp(10) = 22026 against 2·exp(8) = 5962: class 1;
+    # τ = 1 weighs e = 2.72 against 2·e^0.8 = 4.45: class 0 again.
+    bank = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.8, -0.6]])
+    labels = torch.tensor([1, 0, 0])
+    query, label = torch.tensor([[1.0, 0.0]]), torch.tensor([1])
+    assert knn_accuracy(bank, labels, query, label, 2, k=3, temperature=0.1) == 100.0
+    assert knn_accuracy(bank, labels, query, label, 2, k=3, temperature=1.0) == 0.0
 
 
 def test_crop_keeps_orientation_or_mirrors_it() -> None:

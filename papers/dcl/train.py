@@ -68,16 +68,16 @@ def contrastive_loss(config: Config, z1: Tensor, z2: Tensor) -> Tensor:
 class Model(nn.Module):
     def __init__(self, config: Config, in_channels: int) -> None:
         super().__init__()
-        self.backbone: nn.Module = (
+        self.backbone: SmallCNN | ResNet18Cifar = (
             SmallCNN(in_channels, config.width)
             if config.backbone == "small"
             else ResNet18Cifar(in_channels)
         )
-        dim = int(self.backbone.dim)  # type: ignore[arg-type]
-        self.head = projection_head(dim, config.proj_hidden, config.proj_out)
+        self.head = projection_head(self.backbone.dim, config.proj_hidden, config.proj_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone(x))
+        out: Tensor = self.head(self.backbone(x))
+        return out
 
 
 def _optimizer(config: Config, model: nn.Module, steps: int) -> tuple[Any, Any]:

@@ -52,7 +52,8 @@ class MLPHead(nn.Module):
         self.activation = nn.Tanh()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.activation(self.dense(x))
+        out: Tensor = self.activation(self.dense(x))
+        return out
 
 
 class ESimCSE(nn.Module):

@@ -36,7 +36,8 @@ class Config(st.SentenceConfig):
 def run(config: Config, ctx: RunContext) -> RunOutcome:
     lines, files, tokenizer, encoder = st.setup(config, ctx)
     token_ids = tokenize_lines(tokenizer, lines, config.max_seq_length, st.cache_dir(ctx))
-    hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr]
+    hf_config: Any = encoder.config  # a transformers PretrainedConfig
+    hidden = int(hf_config.hidden_size)
     model = ESimCSE(encoder, hidden, config.temperature, config.momentum, config.neg_size)
     model.to(ctx.device)
     gather = is_distributed()

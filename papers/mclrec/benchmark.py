@@ -13,11 +13,15 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from .data import load_dataset
 from .train import Config, Trainer, _batches, evaluate
+
+Variant = Literal["sasrec", "cl4srec", "mclrec"]
+VARIANTS: tuple[Variant, ...] = ("sasrec", "cl4srec", "mclrec")
 
 
 def _clocks() -> tuple[float, float]:
@@ -29,7 +33,7 @@ def _since(start: tuple[float, float]) -> tuple[float, float]:
     return wall - start[0], cpu - start[1]
 
 
-def _epoch_seconds(variant: str, data_root: Path, batches: int) -> dict[str, float]:
+def _epoch_seconds(variant: Variant, data_root: Path, batches: int) -> dict[str, float]:
     data = load_dataset("beauty", data_root, 50)
     config = Config(variant=variant, lam=0.0, beta=0.05)  # the Beauty recipe
     trainer = Trainer(config, data.n_items, torch.device("cpu"))
@@ -55,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads={args.threads} load average={os.getloadavg()[0]:.2f}")
-    for variant in ("sasrec", "cl4srec", "mclrec"):
+    for variant in VARIANTS:
         t = _epoch_seconds(variant, Path(args.data_root), args.batches)
         print(
             f"{variant}: {t['epoch']:.0f} s/epoch (cpu {t['epoch_cpu']:.0f}; Beauty, batch "

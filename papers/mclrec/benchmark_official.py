@@ -49,7 +49,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 BEAUTY = {  # scripts/train_beauty.sh
     "epochs": 100,
@@ -68,13 +70,13 @@ VARIANTS = {"mclrec": BEAUTY, "joint": {**BEAUTY, "joint": 1}}
 class _Take:
     """Yields the next ``n`` batches of a live iterator and adds the time spent fetching them."""
 
-    def __init__(self, iterator, n: int) -> None:
+    def __init__(self, iterator: Iterator[Any], n: int) -> None:
         self.iterator, self.n, self.fetch_seconds = iterator, n, 0.0
 
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         for _ in range(self.n):
             start = time.perf_counter()
             batch = next(self.iterator)
@@ -82,7 +84,10 @@ class _Take:
             yield batch
 
 
-def _build(official: Path, overrides: dict, work: Path):
+def _build(
+    official: Path, overrides: dict[str, Any], work: Path
+) -> tuple[Any, Any, Any, dict[str, Any], float]:
+    """RecBole's config, trainer, train data, {valid, test} data and the preparation seconds."""
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
@@ -115,7 +120,9 @@ def _build(official: Path, overrides: dict, work: Path):
     return config, trainer, train_data, {"valid": valid_data, "test": test_data}, prep
 
 
-def _time_variant(official: Path, overrides: dict, batches: int, split: str) -> dict:
+def _time_variant(
+    official: Path, overrides: dict[str, Any], batches: int, split: str
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         config, trainer, train_data, eval_data, prep = _build(official, overrides, Path(tmp))
         stream = iter(train_data)  # one pass over a shuffled epoch

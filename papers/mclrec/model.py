@@ -36,7 +36,8 @@ class MultiHeadAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + mask
         context = self.attn_dropout(scores.softmax(dim=-1)) @ v
         context = context.transpose(1, 2).reshape(x.shape)
-        return self.LayerNorm(self.out_dropout(self.dense(context)) + x)
+        out: Tensor = self.LayerNorm(self.out_dropout(self.dense(context)) + x)
+        return out
 
 
 class FeedForward(nn.Module):
@@ -49,7 +50,8 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.dense_2(F.gelu(self.dense_1(x)))  # exact (erf) GELU, as RecBole
-        return self.LayerNorm(self.dropout(h) + x)
+        out: Tensor = self.LayerNorm(self.dropout(h) + x)
+        return out
 
 
 class TransformerLayer(nn.Module):
@@ -60,7 +62,8 @@ class TransformerLayer(nn.Module):
         self.feed_forward = FeedForward(hidden, inner, dropout, eps)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        return self.feed_forward(self.multi_head_attention(x, mask))
+        out: Tensor = self.feed_forward(self.multi_head_attention(x, mask))
+        return out
 
 
 class TransformerEncoder(nn.Module):
@@ -144,7 +147,7 @@ class SASRec(nn.Module):
 
     def _encode(self, items: Tensor, lengths: Tensor) -> Tensor:
         positions = torch.arange(items.shape[1], device=items.device)
-        x = self.item_embedding(items) + self.position_embedding(positions)[None]
+        x: Tensor = self.item_embedding(items) + self.position_embedding(positions)[None]
         x = self.trm_encoder(self.dropout(self.LayerNorm(x)), self.attention_mask(items))
         last = (lengths - 1).clamp(min=0)
         return x[torch.arange(len(items), device=items.device), last]

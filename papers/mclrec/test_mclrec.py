@@ -3,16 +3,21 @@ authors' Beauty checkpoint against the paper's Table 3."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import pytest
 import torch
+import torch.nn.functional as F
 
+from common.losses import nt_xent
 from common.testing import shared_artifacts, shared_datasets
 
 from .augment import crop, mask, reorder, two_views
-from .data import load_dataset
+from .data import Samples, load_dataset
 from .losses import margin_regulariser
 from .model import SASRec
-from .train import TEST_METRICS, evaluate
+from .train import TEST_METRICS, Config, ModelConfig, Trainer, evaluate
 
 ITEMS = torch.tensor(
     [[5, 6, 7, 8, 9, 10, 0, 0], [3, 4, 0, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]]
@@ -46,10 +51,26 @@ def test_reorder_permutes_one_window_only() -> None:
             assert max(changed) - min(changed) < 4
 
 
+def _operator(view: torch.Tensor, length: int) -> str:
+    """Which operator made a view of ITEMS[0] (length 6, ratios 0.5/0.5/0.8): crop alone
+    shortens it (to 3), mask alone puts padding ids inside it, reorder keeps 6 real items."""
+    if length == 3:
+        return "crop"
+    return "mask" if bool((view[:6] == 0).any()) else "reorder"
+
+
 def test_two_views_use_distinct_operators_and_keep_singletons() -> None:
-    v1, n1, v2, n2 = two_views(ITEMS, LENGTHS, (0.5, 0.5, 0.8), torch.Generator().manual_seed(0))
-    assert torch.equal(v1[2], ITEMS[2]) and torch.equal(v2[2], ITEMS[2])  # length 1 unchanged
-    assert n1[2] == 1 and n2[2] == 1
+    rows = 300
+    items, lengths = ITEMS.repeat(rows, 1), LENGTHS.repeat(rows)
+    v1, n1, v2, n2 = two_views(items, lengths, (0.5, 0.5, 0.8), torch.Generator().manual_seed(0))
+    pairs = [
+        (_operator(v1[r], int(n1[r])), _operator(v2[r], int(n2[r]))) for r in range(0, 3 * rows, 3)
+    ]
+    assert all(a != b for a, b in pairs)  # never the same operator on both views
+    assert len(set(pairs)) == 6  # every ordered pair of distinct operators occurs
+    singles = torch.arange(2, 3 * rows, 3)
+    assert torch.equal(v1[singles], items[singles]) and torch.equal(v2[singles], items[singles])
+    assert bool((n1[singles] == 1).all()) and bool((n2[singles] == 1).all())  # length 1 kept
 
 
 def _naive_regulariser(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -104,6 +125,103 @@ def test_length_groups_give_the_padded_batch_outputs_and_gradients() -> None:
     padded, padded_grad = output_and_grad(())
     assert torch.allclose(grouped, padded, atol=1e-5)
     assert torch.allclose(grouped_grad, padded_grad, atol=1e-5)
+
+
+N_ITEMS = 20
+
+
+def _tiny_mclrec(dropout: float) -> tuple[Trainer, Samples, tuple[torch.Tensor, ...]]:
+    """A two-layer MCLRec trainer in float64, a batch of 8 sequences and their two views."""
+    config = Config(
+        variant="mclrec", lam=0.3, beta=0.5, lr=0.01,
+        model=ModelConfig(max_len=8, hidden=8, layers=2, heads=2, inner=16, dropout=dropout,
+                          attn_dropout=dropout),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    trainer = Trainer(config, N_ITEMS, torch.device("cpu"))
+    trainer.model.double()
+    trainer.augmenters.double()
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8])
+    history = torch.randint(1, N_ITEMS + 1, (8, 8), generator=gen)
+    history[torch.arange(8)[None] >= lengths[:, None]] = 0
+    target = torch.randint(1, N_ITEMS + 1, (8,), generator=gen)
+    views = two_views(history, lengths, (0.5, 0.5, 0.8), gen)
+    return trainer, Samples(history, lengths, target), views
+
+
+def _reference_train_batch(
+    model: SASRec, augmenters: torch.nn.ModuleList, config: Config, batch: Samples,
+    views: tuple[torch.Tensor, ...],
+) -> float:  # fmt: skip
+    """MCLRec's update written out stage by stage, as the official trainer does it."""
+    a1, a2 = augmenters
+    v1, n1, v2, n2 = views
+    encoder_params, augmenter_params = list(model.parameters()), list(augmenters.parameters())
+    encoder_adam = torch.optim.Adam(encoder_params, lr=config.lr)
+    augmenter_adam = torch.optim.Adam(augmenter_params, lr=config.lr)
+
+    def infonce(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return nt_xent(a, b, temperature=1.0, similarity="dot")
+
+    def l_cl2(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+        z1, z2 = a1(h1), a2(h2)
+        terms = [infonce(a, b) + 0.1 * margin_regulariser(a, b) for a, b in
+                 ((h1, z2), (h2, z1), (z1, z2))]  # fmt: skip
+        return terms[0] + terms[1] + terms[2]
+
+    def encoder_loss() -> torch.Tensor:
+        scores = model(batch.history, batch.length) @ model.item_embedding.weight[: N_ITEMS + 1].T
+        h1, h2 = model(v1, n1), model(v2, n2)
+        rec = F.cross_entropy(scores, batch.target)
+        return rec + config.lam * infonce(h1, h2) + config.beta * l_cl2(h1, h2)
+
+    def step(adam: torch.optim.Adam, params: list[torch.nn.Parameter], loss: torch.Tensor) -> None:
+        grads = torch.autograd.grad(loss, params, allow_unused=True)  # these parameters only
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad
+        adam.step()
+
+    model.train()
+    first = encoder_loss()  # 1: the encoder, augmenters fixed
+    step(encoder_adam, encoder_params, first)
+    with torch.no_grad():  # 2: the augmenters, encoder fixed
+        h1, h2 = model(v1, n1), model(v2, n2)
+    step(augmenter_adam, augmenter_params, l_cl2(h1, h2))
+    third = encoder_loss()  # 3: the encoder again, with the updated augmenters
+    step(encoder_adam, encoder_params, third)
+    return float(first.detach()) + float(third.detach())
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_mclrec_train_batch_is_the_three_stage_update(dropout: float) -> None:
+    """One train_batch = encoder step, augmenter step, encoder step (same weights, batch, RNG)."""
+    trainer, batch, views = _tiny_mclrec(dropout)
+    model, augmenters = copy.deepcopy(trainer.model), copy.deepcopy(trainer.augmenters)
+    initial = [param.detach().clone() for param in augmenters.parameters()]
+    torch.manual_seed(1)
+    loss = trainer.train_batch(batch, views)
+    torch.manual_seed(1)
+    expected = _reference_train_batch(model, augmenters, trainer.config, batch, views)
+    assert loss == pytest.approx(expected, rel=1e-9)
+    for ours, reference in ((trainer.model, model), (trainer.augmenters, augmenters)):
+        for (name, got), want in zip(ours.named_parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-9, msg=name)
+    assert not any(map(torch.equal, initial, augmenters.parameters()))  # they did take a step
+
+
+def test_mclrec_augmenters_get_gradients_only_from_their_own_stage() -> None:
+    """Frozen in the encoder stages (1 and 3), as the official trainer: one gradient each."""
+    trainer, batch, views = _tiny_mclrec(0.0)
+    calls: list[str] = []
+
+    def record(name: str) -> Callable[[torch.Tensor], None]:
+        return lambda grad: calls.append(name)
+
+    for name, param in trainer.augmenters.named_parameters():
+        param.register_hook(record(name))
+    trainer.train_batch(batch, views)
+    assert sorted(calls) == sorted(name for name, _ in trainer.augmenters.named_parameters())
 
 
 PAPER_BEAUTY_MCLREC = {"HR@5": 0.0581, "HR@10": 0.0871, "HR@20": 0.1243,

@@ -180,7 +180,7 @@ class Trainer:
 def _nt_xent_tau(h1: Tensor, h2: Tensor, config: Config) -> Tensor:
     from common.losses import nt_xent
 
-    similarity = "dot" if config.sim == "dot" else "cosine"
+    similarity: Literal["cosine", "dot"] = "dot" if config.sim == "dot" else "cosine"
     return nt_xent(h1, h2, temperature=config.tau, similarity=similarity)
 
 

@@ -67,4 +67,5 @@ def concentration(sims: np.ndarray, assign: np.ndarray, k: int, tau: float) -> n
     density[big] = sums[big] / sizes[big] / np.log(sizes[big] + 5)
     density[~big] = density.max()
     density = density.clip(np.percentile(density, 10), np.percentile(density, 90))
-    return tau * density / density.mean()
+    weights: np.ndarray = tau * density / density.mean()
+    return weights

@@ -89,7 +89,7 @@ class HeteroGraph:
 
 def row_normalize(matrix: sp.spmatrix | np.ndarray) -> np.ndarray:
     """Divide each row by its sum (rows summing to 0 stay 0), as the official preprocessing."""
-    dense = np.asarray(matrix.todense() if sp.issparse(matrix) else matrix, dtype=np.float64)
+    dense = np.asarray(matrix if isinstance(matrix, np.ndarray) else matrix.todense(), np.float64)
     sums = dense.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore"):
         inv = np.where(sums != 0, 1.0 / sums, 0.0)

@@ -118,7 +118,7 @@ class SparseOp:
         self.transposed = _csr(sp.csr_matrix(m.T))
 
     def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = _SparseMatmul.apply(self.matrix, self.transposed, x)
+        out: torch.Tensor = _SparseMatmul.apply(self.matrix, self.transposed, x)  # type: ignore[no-untyped-call]
         return out
 
     def to_dense(self) -> torch.Tensor:

@@ -34,7 +34,8 @@ class TypeProjection(nn.Module):
         if isinstance(x, int):  # Linear(I) = Wᵀ + b without building the identity matrix
             # contiguous: dropout then draws its mask in the same memory order as Linear(I)
             return (self.linear.weight.t() + self.linear.bias).contiguous()
-        return self.linear(x)
+        out: torch.Tensor = self.linear(x)
+        return out
 
 
 class GraphConv(nn.Module):
@@ -48,7 +49,7 @@ class GraphConv(nn.Module):
         self.act = nn.PReLU()
 
     def forward(self, x: torch.Tensor, adj: Operator, activate: bool = True) -> torch.Tensor:
-        out = adj @ self.dropout(x @ self.weight)
+        out: torch.Tensor = adj @ self.dropout(x @ self.weight)
         return self.act(out) if activate else out
 
 

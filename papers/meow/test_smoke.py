@@ -6,6 +6,7 @@ import json
 import math
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,7 +58,7 @@ def write_tiny_acm(root: Path, seed: int = 0) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in folder.iterdir())
 
 
-def _records(results: Path) -> dict[str, dict]:
+def _records(results: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in (results / "runs" / "meow" / "acm").glob("*.json"):
         record = json.loads(path.read_text())

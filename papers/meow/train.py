@@ -12,7 +12,7 @@ import json
 import pickle
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 import torch
@@ -285,6 +285,16 @@ class MEOW(torch.nn.Module):
         return info + self.config.lam_proto * proto_nce(coarse, clusterings), views.z
 
 
+class _TrainState(TypedDict):
+    """The training loop's state, saved in checkpoints (a plain dict there)."""
+
+    epoch: int  # epochs done
+    best: float  # lowest training loss so far
+    wait: int  # epochs since it last went down
+    seconds: float  # training time, without preprocessing or evaluation
+    last_z: torch.Tensor | None  # the last training pass's embedding (embedding_mode last-train)
+
+
 def train(config: Config, ctx: RunContext, graph: HeteroGraph) -> RunOutcome:
     adaptive = config.variant == "adameow"
     ada = config.adameow
@@ -306,7 +316,8 @@ def train(config: Config, ctx: RunContext, graph: HeteroGraph) -> RunOutcome:
         weight_decay=ada.weight_decay if adaptive else config.weight_decay,
     )
     epochs = ada.epochs if adaptive else config.epochs
-    state = {"epoch": 0, "best": float("inf"), "wait": 0, "seconds": 0.0, "last_z": None}
+    state: _TrainState = {"epoch": 0, "best": float("inf"), "wait": 0, "seconds": 0.0,
+                          "last_z": None}  # fmt: skip
     saved = ctx.load_checkpoint()
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -372,7 +383,7 @@ def _log_other_mode(
     model: MEOW,
     inputs: GraphInputs,
     graph: HeteroGraph,
-    state: dict,
+    state: _TrainState,
 ) -> None:
     """Diagnostics only (train.log and other_mode.json; never in the record)."""
     other = "eval" if config.embedding_mode == "last-train" else "last-train"
@@ -386,7 +397,9 @@ def _log_other_mode(
     )
 
 
-def _final_embeddings(model: MEOW, inputs: GraphInputs, config: Config, state: dict) -> np.ndarray:
+def _final_embeddings(
+    model: MEOW, inputs: GraphInputs, config: Config, state: _TrainState
+) -> np.ndarray:
     if config.embedding_mode == "last-train" and state["last_z"] is not None:
         return np.asarray(state["last_z"].numpy())
     model.eval()

@@ -52,7 +52,8 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     if config.variant == "untrained":
         return baseline(encoder, tokenizer, files, config, ctx)
     token_ids = tokenize_lines(tokenizer, lines, config.max_seq_length, st.cache_dir(ctx))
-    hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr]
+    hf_config: Any = encoder.config  # a transformers PretrainedConfig
+    hidden = int(hf_config.hidden_size)
     model = SimCSE(encoder, hidden, config.temperature).to(ctx.device)
     gather = is_distributed()
     pad = int(tokenizer.pad_token_id)

@@ -44,7 +44,7 @@ def group_whiten(x: Tensor, groups: int, perm: Tensor | None = None, eps: float 
         cov = xg.transpose(1, 2) @ xg / n  # [G, D/G, D/G]
         eigval, eigvec = torch.linalg.eigh(cov.double())
         w = eigvec @ torch.diag_embed(eigval.clamp_min(eps).rsqrt()) @ eigvec.transpose(1, 2)
-    out = (xg @ w.to(x.dtype)).transpose(0, 1).reshape(n, d)
+    out: Tensor = (xg @ w.to(x.dtype)).transpose(0, 1).reshape(n, d)
     if perm is not None:
         out = out[:, torch.argsort(perm)]
     return out
@@ -62,7 +62,10 @@ class WhiteningHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         perm = torch.randperm(x.shape[1], device=x.device)
-        return self.activation(self.dense(group_whiten(x, self.groups, perm, self.eigen_floor)))
+        out: Tensor = self.activation(
+            self.dense(group_whiten(x, self.groups, perm, self.eigen_floor))
+        )
+        return out
 
 
 class WhitenedCSE(nn.Module):

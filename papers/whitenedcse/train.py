@@ -13,7 +13,7 @@ The loop, data and scoring shared with SimCSE and ESimCSE: common/sentence_train
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -48,7 +48,8 @@ class Config(st.SentenceConfig):
 def run(config: Config, ctx: RunContext) -> RunOutcome:
     lines, files, tokenizer, encoder = st.setup(config, ctx)
     token_ids = tokenize_lines(tokenizer, lines, config.max_seq_length, st.cache_dir(ctx))
-    hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr]
+    hf_config: Any = encoder.config  # a transformers PretrainedConfig
+    hidden = int(hf_config.hidden_size)
     if hidden % config.group_size:
         raise ConfigError(f"group_size {config.group_size} does not divide the width {hidden}")
     groups = hidden // config.group_size
