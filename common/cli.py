@@ -23,9 +23,16 @@ USAGE_EXIT = 2
 
 @dataclass(frozen=True)
 class ExtraOption:
+    """A paper's own command-line option (``paper.toml`` ``[[options]]``), e.g. --checkpoint."""
+
     flag: str
     help: str
     is_flag: bool = False
+
+    @property
+    def dest(self) -> str:
+        """The key the paper reads in ``ctx.options`` (argparse's name for the flag)."""
+        return self.flag.lstrip("-").replace("-", "_")
 
 
 @dataclass(frozen=True)

@@ -379,21 +379,6 @@ def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, varia
 
 
 def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
-    reserved = {
-        "dataset",
-        "scale",
-        "seeds",
-        "first_seed",
-        "variants",
-        "data_root",
-        "device",
-        "resume",
-        "rerun",
-        "results_dir",
-        "work_dir",
-        "tensorboard",
-        "overrides",
-    }
     return Invocation(
         dataset=args.dataset,
         scale=args.scale,
@@ -410,7 +395,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         work_dir=Path(args.work_dir or os.environ.get("CLREPRO_WORK_DIR") or "work").resolve(),
         tensorboard=args.tensorboard,
         overrides=tuple(args.overrides),
-        options={k: v for k, v in vars(args).items() if k not in reserved},
+        options={o.dest: getattr(args, o.dest) for o in info.extra_options},
     )
 
 
