@@ -86,6 +86,13 @@ class RunContext:
     recipe: Any = None  # the paper's own (full-scale) config for this variant and dataset
     tensorboard: Any = None
     resumed: bool = False
+    earlier_seconds: float = 0.0  # training time of the attempts before a resume
+    clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds this run has trained, earlier attempts included."""
+        return self.earlier_seconds + time.perf_counter() - self.clock
 
     def stopped_by_cap(self, config: Any, field_name: str = "epochs") -> bool:
         """True when ``config`` caps ``field_name`` (dotted: ``adameow.epochs``) below the
@@ -112,7 +119,7 @@ class RunContext:
         """Atomically write ``state`` plus every RNG state (a crash never leaves half a file)."""
         if rank() != 0:  # under torchrun every rank holds the same model; one file suffices
             return
-        payload = dict(state, _rng=capture_rng_state())
+        payload = dict(state, _rng=capture_rng_state(), _elapsed=self.elapsed)
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(payload, tmp)
         os.replace(tmp, self.checkpoint_path)
@@ -125,6 +132,7 @@ class RunContext:
             self.checkpoint_path, map_location="cpu", weights_only=False
         )
         restore_rng_state(state.pop("_rng"))
+        self.earlier_seconds = float(state.pop("_elapsed", 0.0))
         self.resumed = True
         self.logger.info("resumed from %s", self.checkpoint_path)
         return state
@@ -343,7 +351,7 @@ def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, varia
         if rank() == 0
         else None
     )
-    started, clock = utc_now(), time.perf_counter()
+    started, ctx.clock = utc_now(), time.perf_counter()
     outcome = entry.run(config, ctx)
     if rank() != 0 or code is None:
         return run_dir
@@ -364,7 +372,7 @@ def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, varia
         git=code,
         packages=package_versions(),
         hardware=hardware_info(str(inv.device)),
-        wall_time_s=round(time.perf_counter() - clock, 3),
+        wall_time_s=round(ctx.elapsed, 3),
         started_at=started,
         ended_at=utc_now(),
         resumed=ctx.resumed,

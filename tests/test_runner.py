@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.records import load_records
 from common.runner import main
@@ -83,9 +84,12 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
     with pytest.raises(SimulatedCrash):
         main(entry, [*crash, "crash_after_epoch=1"])
     # The config differs only in crash_after_epoch, so resume under the crashed run's config.
+    (checkpoint,) = (tmp_path / "w2").rglob("checkpoint.pt")
+    before = torch.load(checkpoint, weights_only=False)["_elapsed"]
     assert main(entry, [*crash, "--resume", "crash_after_epoch=1"]) == 0  # epochs 2-3 remain
     resumed = [r for r in load_records(tmp_path / "results", "toy") if r.resumed]
     assert len(resumed) == 1
+    assert resumed[0].wall_time_s >= before > 0  # the first attempt's time is counted
     assert resumed[0].metrics.test == pytest.approx(straight.metrics.test, abs=0)
 
 
