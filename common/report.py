@@ -549,7 +549,7 @@ def _curve_runs(report: PaperReport) -> dict[str, list[RunRecord]]:
     picked: dict[tuple[str, str, str], RunRecord] = {}
     for rec in unique_seeds(report.records):
         lengths = {len(v) for v in rec.training.curve.values()}
-        if rec.scale == "smoke" or lengths != {rec.training.epochs}:
+        if rec.scale == "smoke" or rec.truncated or lengths != {rec.training.epochs}:
             continue
         key = (rec.dataset, rec.scale, rec.variant)
         if key not in picked or rec.seed < picked[key].seed:
