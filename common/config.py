@@ -9,6 +9,8 @@ official scripts). Precedence: file < dataset override < command-line override.
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,9 +26,30 @@ ModelT = TypeVar("ModelT", bound="StrictModel")
 
 
 class StrictModel(BaseModel):
-    """Base of every config: unknown keys and wrong types are errors, instances are frozen."""
+    """Base of every config: unknown keys and wrong types are errors, instances are frozen.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    Strict: ``true`` is not an int, ``"0.1"`` is not a float, ``3.0`` is not an int. Values from
+    YAML and the command line are validated as JSON (:func:`build_config`), so a list still fills
+    a tuple field and an int a float field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-3`` as a float (YAML 1.2), as researchers write it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text with :class:`_Loader` (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -36,7 +59,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if data is None:
@@ -54,7 +77,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"override {item!r} is not of the form key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
     return key.strip().split("."), _number_or_text(value)
@@ -117,7 +140,8 @@ def resolve_config_dict(
 def build_config(model: type[ModelT], data: Mapping[str, Any], source: str = "config") -> ModelT:
     """Validate a mapping into ``model``; errors name the offending key."""
     try:
-        return model.model_validate(dict(data))
+        # JSON mode: strict types, yet a YAML list fills a tuple field and text a Path field
+        return model.model_validate_json(json.dumps(dict(data), default=str))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from exc
 

@@ -35,6 +35,7 @@ from common.records import (
     Metrics,
     Origin,
     RunRecord,
+    StopReason,
     Training,
     git_state,
     hardware_info,
@@ -94,6 +95,7 @@ class RunContext:
         field_name: str = "epochs",
     ) -> Training:  # fmt: skip
         """How training ended: patience, the recipe's full count, or a budget below it."""
+        reason: StopReason
         if early_stopped:
             reason = "early-stopping"
         elif self.stopped_by_cap(config, field_name):

@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from common.config import StrictModel
 from common.data import checksums, ensure_files
 from common.distributed import is_distributed, rank, world_size
-from common.records import Training
 from common.eval.sts import DATASET as STS_DATASET
 from common.eval.sts import TASKS, evaluate_sts, required_files, stsb_dev_spearman
+from common.records import Training
 from common.runner import RunContext
 from common.seeding import epoch_generator
 from common.text import load_encoder, read_lines, sts_encoder

@@ -92,9 +92,7 @@ def split_leave_one_out(sequences: list[list[int]], max_len: int) -> tuple[Sampl
     return _samples(train, max_len), _samples(valid, max_len), _samples(test, max_len)
 
 
-def subset_users(
-    sequences: list[list[int]], fraction: float, seed: int
-) -> list[list[int]]:
+def subset_users(sequences: list[list[int]], fraction: float, seed: int) -> list[list[int]]:
     """A seeded random ``fraction`` of the users, each with all of their items (file order kept).
 
     The reduced recipe shrinks the problem, not the training: fewer users, every prefix of each.
