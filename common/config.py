@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from common.errors import ConfigError
 
 DATASET_OVERRIDES_KEY = "dataset_overrides"
+COMMAND_LINE = "command line"  # where an error in a ``key=value`` override is said to come from
+KeyPath = tuple[str, ...]
 
 ModelT = TypeVar("ModelT", bound="StrictModel")
 
@@ -98,7 +100,9 @@ def _set_nested(target: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
+            raise ConfigError(
+                f"{COMMAND_LINE}: override {'.'.join(path)}: {part!r} is not a section"
+            )
         node = child
     node[path[-1]] = value
 
@@ -113,37 +117,64 @@ def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def _from_command_line(loc: KeyPath, cli_keys: Sequence[KeyPath]) -> bool:
+    """Whether an error at ``loc`` involves a value given on the command line."""
+    return bool(loc) and any(loc[: len(k)] == k or k[: len(loc)] == loc for k in cli_keys)
+
+
+def _describe(exc: ValidationError, source: str, cli_keys: Sequence[KeyPath] = ()) -> str:
+    """One line; each problem names its key and where it came from (the file or the CLI)."""
     problems = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        problems.append(f"key '{where}': {err['msg']}")
-    return f"{source}: " + "; ".join(problems)
+        loc = tuple(str(p) for p in err["loc"])
+        origin = COMMAND_LINE if _from_command_line(loc, cli_keys) else source
+        problems.append(f"{origin}: key '{'.'.join(loc) or '<root>'}': {err['msg']}")
+    return "; ".join(problems)
+
+
+def apply_dataset_override(raw: Mapping[str, Any], dataset: str | None) -> dict[str, Any]:
+    """The file's fields with ``dataset_overrides[dataset]`` merged in (a new mapping)."""
+    data = copy.deepcopy(dict(raw))
+    per_dataset = data.pop(DATASET_OVERRIDES_KEY, None) or {}
+    if not isinstance(per_dataset, dict):
+        raise ConfigError(f"'{DATASET_OVERRIDES_KEY}' must map dataset names to mappings")
+    if dataset is not None and dataset in per_dataset:
+        data = _deep_merge(data, per_dataset[dataset])
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> list[KeyPath]:
+    """Set each ``key=value`` in ``data`` (in place); return the key paths set."""
+    keys = []
+    for item in overrides:
+        path, value = parse_override(item)
+        _set_nested(data, path, value)
+        keys.append(tuple(path))
+    return keys
 
 
 def resolve_config_dict(
     raw: Mapping[str, Any], dataset: str | None = None, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Apply the dataset override and the command-line overrides to a raw config mapping."""
-    data = dict(raw)
-    per_dataset = data.pop(DATASET_OVERRIDES_KEY, None) or {}
-    if not isinstance(per_dataset, dict):
-        raise ConfigError(f"'{DATASET_OVERRIDES_KEY}' must map dataset names to mappings")
-    if dataset is not None and dataset in per_dataset:
-        data = _deep_merge(data, per_dataset[dataset])
-    for item in overrides:
-        path, value = parse_override(item)
-        _set_nested(data, path, value)
+    data = apply_dataset_override(raw, dataset)
+    apply_overrides(data, overrides)
     return data
 
 
-def build_config(model: type[ModelT], data: Mapping[str, Any], source: str = "config") -> ModelT:
-    """Validate a mapping into ``model``; errors name the offending key."""
+def build_config(
+    model: type[ModelT],
+    data: Mapping[str, Any],
+    source: str = "config",
+    cli_keys: Sequence[KeyPath] = (),
+) -> ModelT:
+    """Validate a mapping into ``model``; errors name the offending key and where it was set
+    (``cli_keys``: the key paths the command line set; every other key is from ``source``)."""
     try:
         # JSON mode: strict types, yet a YAML list fills a tuple field and text a Path field
         return model.model_validate_json(json.dumps(dict(data), default=str))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from exc
+        raise ConfigError(_describe(exc, source, cli_keys)) from exc
 
 
 def load_config(
@@ -151,7 +182,12 @@ def load_config(
     path: Path,
     dataset: str | None = None,
     overrides: Sequence[str] = (),
+    fixed: Mapping[str, Any] | None = None,
+    source: str | None = None,
 ) -> ModelT:
-    """Load ``path`` into ``model``, applying the dataset override and ``key=value`` overrides."""
-    data = resolve_config_dict(read_yaml(path), dataset, overrides)
-    return build_config(model, data, source=f"config {path.name}")
+    """Load ``path`` into ``model``: the file, its dataset override, then ``fixed`` fields (set
+    by the caller, such as the variant), then the command line's ``key=value`` overrides."""
+    data = apply_dataset_override(read_yaml(path), dataset)
+    data.update(fixed or {})
+    cli_keys = apply_overrides(data, overrides)
+    return build_config(model, data, source or f"config {path.name}", cli_keys)

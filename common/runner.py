@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from common.cli import PaperInfo, parse_reproduce_args, read_paper_info, repo_root
-from common.config import StrictModel, build_config, read_yaml, resolve_config_dict
+from common.config import StrictModel, load_config
 from common.data import resolve_data_root
 from common.distributed import init_from_env, is_distributed, rank
 from common.errors import ClreproError
@@ -167,9 +167,19 @@ def config_path(folder: Path, scale: str) -> Path:
 def resolve_config(
     entry: PaperEntry, scale: str, dataset: str, variant: str, overrides: Sequence[str]
 ) -> StrictModel:
+    """The config file of ``scale``, its dataset override, the variant, then the command line;
+    an error names each bad key and whether it came from the file or the command line."""
     path = config_path(entry.folder, scale)
-    data = resolve_config_dict(read_yaml(path), dataset, [f"variant={variant}", *overrides])
-    return build_config(entry.config_model, data, source=f"config {path}")
+    source = f"config {_shown(path)}"
+    return load_config(entry.config_model, path, dataset, overrides, {"variant": variant}, source)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current folder when it lies below it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def config_hash(config: StrictModel) -> str:

@@ -91,3 +91,22 @@ def test_yaml_and_cli_numbers_still_work(tmp_path: Path) -> None:
     assert (cfg.lr, cfg.layers, cfg.epochs) == (1e-3, (2, 3), 3)
     assert load_config(Cfg, _write(tmp_path, "lr: 1\n")).lr == 1.0  # an int where a float goes
     assert load_config(Cfg, _write(tmp_path, ""), overrides=["lr=2e-5"]).lr == 2e-5
+
+
+def test_errors_say_where_each_bad_key_came_from(tmp_path: Path) -> None:
+    path = _write(tmp_path, "lr: 0.1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(Cfg, path, overrides=["nosuchkey=1", "inner.width=wide"])
+    assert "command line: key 'nosuchkey'" in str(exc.value) and "c.yaml" not in str(exc.value)
+    assert "command line: key 'inner.width'" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        load_config(Cfg, _write(tmp_path, "lrr: 0.1\n"), overrides=["lr=0.2"])
+    assert str(exc.value).startswith("config c.yaml: key 'lrr'") and "command line" not in str(
+        exc.value
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(Cfg, _write(tmp_path, "lrr: 0.1\n"), overrides=["bad=1"])
+    assert set(str(exc.value).split("; ")) == {
+        "command line: key 'bad': Extra inputs are not permitted",
+        "config c.yaml: key 'lrr': Extra inputs are not permitted",
+    }
