@@ -9,6 +9,8 @@ official scripts). Precedence: file < dataset override < command-line override.
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,14 +22,37 @@ from common.errors import ConfigError
 
 DATASET_OVERRIDES_KEY = "dataset_overrides"
 EXTENDS_KEY = "extends"
+COMMAND_LINE = "command line"  # where an error in a ``key=value`` override is said to come from
+KeyPath = tuple[str, ...]
 
 ModelT = TypeVar("ModelT", bound="StrictModel")
 
 
 class StrictModel(BaseModel):
-    """Base of every config: unknown keys and wrong types are errors, instances are frozen."""
+    """Base of every config: unknown keys and wrong types are errors, instances are frozen.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    Strict: ``true`` is not an int, ``"0.1"`` is not a float, ``3.0`` is not an int. Values from
+    YAML and the command line are validated as JSON (:func:`build_config`), so a list still fills
+    a tuple field and an int a float field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-3`` as a float (YAML 1.2), as researchers write it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text with :class:`_Loader` (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -37,7 +62,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
     if data is None:
@@ -70,7 +95,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"override {item!r} is not of the form key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
     return key.strip().split("."), _number_or_text(value)
@@ -91,7 +116,9 @@ def _set_nested(target: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
+            raise ConfigError(
+                f"{COMMAND_LINE}: override {'.'.join(path)}: {part!r} is not a section"
+            )
         node = child
     node[path[-1]] = value
 
@@ -106,36 +133,64 @@ def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def _from_command_line(loc: KeyPath, cli_keys: Sequence[KeyPath]) -> bool:
+    """Whether an error at ``loc`` involves a value given on the command line."""
+    return bool(loc) and any(loc[: len(k)] == k or k[: len(loc)] == loc for k in cli_keys)
+
+
+def _describe(exc: ValidationError, source: str, cli_keys: Sequence[KeyPath] = ()) -> str:
+    """One line; each problem names its key and where it came from (the file or the CLI)."""
     problems = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        problems.append(f"key '{where}': {err['msg']}")
-    return f"{source}: " + "; ".join(problems)
+        loc = tuple(str(p) for p in err["loc"])
+        origin = COMMAND_LINE if _from_command_line(loc, cli_keys) else source
+        problems.append(f"{origin}: key '{'.'.join(loc) or '<root>'}': {err['msg']}")
+    return "; ".join(problems)
+
+
+def apply_dataset_override(raw: Mapping[str, Any], dataset: str | None) -> dict[str, Any]:
+    """The file's fields with ``dataset_overrides[dataset]`` merged in (a new mapping)."""
+    data = copy.deepcopy(dict(raw))
+    per_dataset = data.pop(DATASET_OVERRIDES_KEY, None) or {}
+    if not isinstance(per_dataset, dict):
+        raise ConfigError(f"'{DATASET_OVERRIDES_KEY}' must map dataset names to mappings")
+    if dataset is not None and dataset in per_dataset:
+        data = _deep_merge(data, per_dataset[dataset])
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> list[KeyPath]:
+    """Set each ``key=value`` in ``data`` (in place); return the key paths set."""
+    keys = []
+    for item in overrides:
+        path, value = parse_override(item)
+        _set_nested(data, path, value)
+        keys.append(tuple(path))
+    return keys
 
 
 def resolve_config_dict(
     raw: Mapping[str, Any], dataset: str | None = None, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Apply the dataset override and the command-line overrides to a raw config mapping."""
-    data = dict(raw)
-    per_dataset = data.pop(DATASET_OVERRIDES_KEY, None) or {}
-    if not isinstance(per_dataset, dict):
-        raise ConfigError(f"'{DATASET_OVERRIDES_KEY}' must map dataset names to mappings")
-    if dataset is not None and dataset in per_dataset:
-        data = _deep_merge(data, per_dataset[dataset])
-    for item in overrides:
-        path, value = parse_override(item)
-        _set_nested(data, path, value)
+    data = apply_dataset_override(raw, dataset)
+    apply_overrides(data, overrides)
     return data
 
 
-def build_config(model: type[ModelT], data: Mapping[str, Any], source: str = "config") -> ModelT:
-    """Validate a mapping into ``model``; errors name the offending key."""
+def build_config(
+    model: type[ModelT],
+    data: Mapping[str, Any],
+    source: str = "config",
+    cli_keys: Sequence[KeyPath] = (),
+) -> ModelT:
+    """Validate a mapping into ``model``; errors name the offending key and where it was set
+    (``cli_keys``: the key paths the command line set; every other key is from ``source``)."""
     try:
-        return model.model_validate(dict(data))
+        # JSON mode: strict types, yet a YAML list fills a tuple field and text a Path field
+        return model.model_validate_json(json.dumps(dict(data), default=str))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from exc
+        raise ConfigError(_describe(exc, source, cli_keys)) from exc
 
 
 def load_config(
@@ -143,7 +198,12 @@ def load_config(
     path: Path,
     dataset: str | None = None,
     overrides: Sequence[str] = (),
+    fixed: Mapping[str, Any] | None = None,
+    source: str | None = None,
 ) -> ModelT:
-    """Load ``path`` into ``model``, applying the dataset override and ``key=value`` overrides."""
-    data = resolve_config_dict(read_config_file(path), dataset, overrides)
-    return build_config(model, data, source=f"config {path.name}")
+    """Load ``path`` into ``model``: the file, its dataset override, then ``fixed`` fields (set
+    by the caller, such as the variant), then the command line's ``key=value`` overrides."""
+    data = apply_dataset_override(read_config_file(path), dataset)
+    data.update(fixed or {})
+    cli_keys = apply_overrides(data, overrides)
+    return build_config(model, data, source or f"config {path.name}", cli_keys)

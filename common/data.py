@@ -110,12 +110,18 @@ def default_cache_root() -> Path:
 
 
 def resolve_data_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
-    """``--data-root`` if given, else ``$CLREPRO_DATA_ROOT``, else the user cache folder."""
-    if cli_value:
-        return Path(cli_value).expanduser().resolve()
-    env = os.environ.get(DATA_ROOT_ENV)
-    if env:
-        return Path(env).expanduser().resolve()
+    """``--data-root`` if given, else ``$CLREPRO_DATA_ROOT``, else the user cache folder.
+
+    A root given by the flag or the variable must be an existing folder (a misspelt path is an
+    error naming it, not a new empty folder); only the default cache folder is created on use.
+    """
+    given = ((cli_value, "--data-root"), (os.environ.get(DATA_ROOT_ENV), f"${DATA_ROOT_ENV}"))
+    for value, origin in given:
+        if value:
+            root = Path(value).expanduser().resolve()
+            if not root.is_dir():
+                raise DataError(f"{origin} {root} does not exist or is not a folder")
+            return root
     return default_cache_root()
 
 

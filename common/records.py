@@ -14,23 +14,29 @@ its own stopping rule, and scored artifacts were not trained here at all.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import json
 import os
 import platform
 import subprocess
+import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from common.errors import RecordError
+from common.cli import repo_root
+from common.errors import ClreproError, RecordError
 
 SCHEMA_VERSION = 2
+RESULTS_DIR_ENV = "CLREPRO_RESULTS_DIR"
+DONE_NAME = "record_path.txt"  # in a run folder: the path of the run's record
+PENDING_NAME = "record.pending.json"  # in a run folder: a record that could not be written
 Scale = Literal["full", "reduced", "smoke"]
 Origin = Literal["trained", "official-checkpoint", "official-embeddings", "pretrained-baseline"]
 StopReason = Literal["early-stopping", "recipe-epochs", "recipe", "budget", "not-trained"]
@@ -202,11 +208,21 @@ def record_dir(results_dir: Path, paper: str, dataset: str) -> Path:
     return results_dir / "runs" / paper / dataset
 
 
+def default_results_dir() -> Path:
+    """``$CLREPRO_RESULTS_DIR``, else the repository's ``results`` folder."""
+    return Path(os.environ.get(RESULTS_DIR_ENV) or repo_root() / "results").resolve()
+
+
+def _record_json(record: RunRecord) -> str:
+    return json.dumps(record.model_dump(), indent=2, sort_keys=False) + "\n"
+
+
 def write_record(record: RunRecord, results_dir: Path) -> Path:
     """Write ``record`` under ``results/runs/<paper>/<dataset>/`` with a unique name.
 
     The file is written to a temporary name and linked into place, so a reader never sees a
-    partial record and an existing record is never replaced.
+    partial record and an existing record is never replaced; a failed write (a full disk)
+    leaves no temporary file behind.
     """
     folder = record_dir(results_dir, record.paper, record.dataset)
     folder.mkdir(parents=True, exist_ok=True)
@@ -214,13 +230,44 @@ def write_record(record: RunRecord, results_dir: Path) -> Path:
     name = f"{record.variant}_{record.scale}_seed{record.seed}_{stamp}_{uuid.uuid4().hex[:8]}.json"
     final = folder / name
     tmp = folder / f".{name}.tmp"
-    tmp.write_text(json.dumps(record.model_dump(), indent=2, sort_keys=False) + "\n")
     try:
+        tmp.write_text(_record_json(record))
         os.link(tmp, final)
     except FileExistsError as exc:
         raise RecordError(f"refusing to overwrite the existing record {final}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+    return final
+
+
+def keep_pending(record: RunRecord, run_dir: Path) -> Path:
+    """Keep a record that could not be written in its run folder (``record.pending.json``)."""
+    path = run_dir / PENDING_NAME
+    tmp = path.with_name(PENDING_NAME + ".tmp")
+    try:
+        tmp.write_text(_record_json(record))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def import_command(pending: Path, results_dir: Path) -> str:
+    """The command that writes a kept record later."""
+    command = f"python -m common.records --import {pending}"
+    if results_dir != default_results_dir():
+        command += f" --results-dir {results_dir}"
+    return command
+
+
+def import_pending(pending: Path, results_dir: Path) -> Path:
+    """Write a kept record (see :func:`keep_pending`) into ``results_dir``; mark its run done."""
+    done = pending.parent / DONE_NAME
+    if done.is_file():
+        raise RecordError(f"{pending.parent} is already recorded in {done.read_text().strip()}")
+    final = write_record(read_record(pending), results_dir)
+    done.write_text(f"{final}\n")
+    pending.unlink()
     return final
 
 
@@ -276,3 +323,27 @@ def load_records(results_dir: Path, paper: str | None = None) -> list[RunRecord]
     if not root.exists():
         return []
     return [read_record(p) for p in sorted(root.rglob("*.json"))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m common.records --import PATH``: write a record kept after a failed write."""
+    parser = argparse.ArgumentParser(
+        prog="python -m common.records",
+        description="Write a run record that a run kept in its work folder (record.pending.json) "
+        "because results/ could not be written.",
+    )
+    parser.add_argument("--import", dest="pending", type=Path, required=True, metavar="PATH")
+    parser.add_argument("--results-dir", type=Path, default=None, help="default: results/")
+    args = parser.parse_args(argv)
+    results_dir = (args.results_dir or default_results_dir()).resolve()
+    try:
+        final = import_pending(args.pending, results_dir)
+    except (ClreproError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"record: {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,30 +29,35 @@ import torch
 from tqdm.auto import tqdm
 
 from common.cli import PaperInfo, parse_reproduce_args, read_paper_info, repo_root
-from common.config import StrictModel, build_config, read_config_file, resolve_config_dict
+from common.config import StrictModel, load_config
 from common.data import resolve_data_root
 from common.distributed import init_from_env, is_distributed, rank
-from common.errors import ClreproError
+from common.errors import ClreproError, RecordError
 from common.records import (
+    DONE_NAME,
     Metrics,
     Origin,
     RunRecord,
     StopReason,
     Training,
     config_identity,
+    default_results_dir,
     git_state,
     hardware_info,
+    import_command,
+    keep_pending,
     package_versions,
     read_record,
     record_dir,
     utc_now,
     write_record,
 )
+from common.rundir import CHECKPOINT_NAME, check_writable, choose_run_dir, remove_failed_attempt
 from common.seeding import capture_rng_state, restore_rng_state, seed_everything, select_device
 
 T = TypeVar("T")
-CHECKPOINT_NAME = "checkpoint.pt"
-DONE_NAME = "record_path.txt"
+INTERRUPTED_EXIT = 130  # the shell's status for a process ended by Ctrl-C (128 + SIGINT)
+LAUNCHER_ENV = "CLREPRO_LAUNCHER"  # how the user started this run (nox sets it), see main()
 
 
 @dataclass
@@ -121,8 +127,11 @@ class RunContext:
             return
         payload = dict(state, _rng=capture_rng_state(), _elapsed=self.elapsed)
         tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, self.checkpoint_path)
+        finally:  # a full disk or Ctrl-C while saving leaves the previous checkpoint only
+            tmp.unlink(missing_ok=True)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint when resuming (RNG states restored), else None."""
@@ -175,33 +184,24 @@ def config_path(folder: Path, scale: str) -> Path:
 def resolve_config(
     entry: PaperEntry, scale: str, dataset: str, variant: str, overrides: Sequence[str]
 ) -> StrictModel:
+    """The config file of ``scale``, its dataset override, the variant, then the command line;
+    an error names each bad key and whether it came from the file or the command line."""
     path = config_path(entry.folder, scale)
-    data = resolve_config_dict(read_config_file(path), dataset, [f"variant={variant}", *overrides])
-    return build_config(entry.config_model, data, source=f"config {path}")
+    source = f"config {_shown(path)}"
+    return load_config(entry.config_model, path, dataset, overrides, {"variant": variant}, source)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current folder when it lies below it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def config_hash(config: StrictModel) -> str:
     text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-def choose_run_dir(base: Path, resume: bool) -> Path:
-    """``base`` itself, or when it holds an earlier run and we are not resuming, ``base.N``.
-
-    Nothing an earlier run wrote is ever replaced; ``--resume`` picks the newest attempt.
-    """
-    attempts = [base, *sorted(base.parent.glob(base.name + ".*"), key=_attempt_number)]
-    existing = [p for p in attempts if p.exists()]
-    if resume and existing:
-        return existing[-1]
-    if not existing:
-        return base
-    return base.with_name(f"{base.name}.{_attempt_number(existing[-1]) + 1}")
-
-
-def _attempt_number(path: Path) -> int:
-    suffix = path.name.rsplit(".", 1)[-1]
-    return int(suffix) if suffix.isdigit() else 1
 
 
 def _barrier() -> None:
@@ -284,6 +284,14 @@ def agreement_lines(first: RunRecord, repeat_path: Path) -> list[str]:
     return lines
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during one run: which run, and the checkpoint it can resume from (if any)."""
+
+    def __init__(self, what: str, checkpoint: Path | None) -> None:
+        super().__init__(what)
+        self.what, self.checkpoint = what, checkpoint
+
+
 def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, seed: int) -> Path:
     """Train (or resume, or skip if already recorded) one seed of one variant; return its record.
 
@@ -304,14 +312,15 @@ def run_one(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, s
         target = dataclasses.replace(inv, results_dir=inv.work_dir / "repeats")
     name = f"{variant}-{inv.scale}-seed{seed}-{config_hash(config)}"
     base = inv.work_dir / info.name / inv.dataset / name
-    path = _train_and_record(entry, info, target, variant, seed, config, base)
+    path = _attempt(entry, info, target, variant, seed, config, base)
     if earlier is not None and inv.rerun and rank() == 0:
         print("\n".join(agreement_lines(earlier, path)), file=sys.stderr)
     return path
 
 
-def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str,
-                      seed: int, config: StrictModel, base: Path) -> Path:  # fmt: skip
+def _attempt(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, seed: int,
+             config: StrictModel, base: Path) -> Path:  # fmt: skip
+    """One attempt at a run: a fresh (or resumed) work folder, cleaned up if it fails early."""
     run_dir = choose_run_dir(base, inv.resume)
     _barrier()  # every rank chose the same folder before any rank creates it
     done = run_dir / DONE_NAME
@@ -319,8 +328,26 @@ def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, varia
         print(f"already recorded: {done.read_text().strip()}", file=sys.stderr)
         return Path(done.read_text().strip())
     run_dir.mkdir(parents=True, exist_ok=True)
-    logger = make_logger(run_dir, f"{info.name}.{variant}.{seed}", rank())
-    ctx = RunContext(
+    ctx: RunContext | None = None
+    try:
+        ctx = _context(entry, info, inv, variant, seed, run_dir)
+        return _train_and_record(entry, info, inv, config, ctx)
+    except BaseException as exc:
+        if ctx is not None:
+            _close(ctx)
+        if rank() == 0:
+            remove_failed_attempt(run_dir)  # nothing worth keeping: no checkpoint, no record
+        if isinstance(exc, KeyboardInterrupt):
+            ckpt = run_dir / CHECKPOINT_NAME
+            where = f"{info.name} {variant} on {inv.dataset}, seed {seed}"
+            raise RunInterrupted(where, ckpt if ckpt.is_file() else None) from None
+        raise
+
+
+def _context(
+    entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, seed: int, run_dir: Path
+) -> RunContext:
+    return RunContext(
         paper=info.name,
         variant=variant,
         dataset=inv.dataset,
@@ -331,20 +358,34 @@ def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, varia
         run_dir=run_dir,
         resume=inv.resume,
         options=inv.options,
-        logger=logger,
+        logger=make_logger(run_dir, f"{info.name}.{variant}.{seed}", rank()),
         recipe=resolve_config(entry, "full", inv.dataset, variant, ()),
         tensorboard=_tensorboard_writer(inv.tensorboard, run_dir),
     )
-    logger.info(
+
+
+def _close(ctx: RunContext) -> None:
+    """Close the run's TensorBoard writer and log files."""
+    if ctx.tensorboard is not None:
+        ctx.tensorboard.close()
+    for handler in list(ctx.logger.handlers):
+        ctx.logger.removeHandler(handler)
+        handler.close()
+
+
+def _train_and_record(
+    entry: PaperEntry, info: PaperInfo, inv: Invocation, config: StrictModel, ctx: RunContext
+) -> Path:
+    ctx.logger.info(
         "%s %s on %s, scale %s, seed %d -> %s",
         info.name,
-        variant,
+        ctx.variant,
         inv.dataset,
         inv.scale,
-        seed,
-        run_dir,
+        ctx.seed,
+        ctx.run_dir,
     )
-    seed_everything(seed)
+    seed_everything(ctx.seed)
     # the code this process runs is the code at its start; later commits must not be credited
     code = (
         git_state(repo_root(), (f"papers/{info.name}", "common", "environments"))
@@ -354,17 +395,18 @@ def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, varia
     started, ctx.clock = utc_now(), time.perf_counter()
     outcome = entry.run(config, ctx)
     if rank() != 0 or code is None:
-        return run_dir
+        _close(ctx)
+        return ctx.run_dir
     record = RunRecord(
         paper=info.name,
-        variant=variant,
+        variant=ctx.variant,
         dataset=inv.dataset,
         scale=inv.scale,  # type: ignore[arg-type]
         origin=outcome.origin,
         source=outcome.source,
         dataset_files=outcome.dataset_files,
         config=config.model_dump(mode="json"),
-        seed=seed,
+        seed=ctx.seed,
         metrics=Metrics(validation=outcome.validation, test=outcome.test),
         selection_rule=outcome.selection_rule,
         training=outcome.training,
@@ -376,13 +418,34 @@ def _train_and_record(entry: PaperEntry, info: PaperInfo, inv: Invocation, varia
         started_at=started,
         ended_at=utc_now(),
         resumed=ctx.resumed,
-        run_dir=str(run_dir),
+        run_dir=str(ctx.run_dir),
     )
-    path = write_record(record, inv.results_dir)
-    done.write_text(str(path) + "\n")
-    if ctx.tensorboard is not None:
-        ctx.tensorboard.close()
-    logger.info("record: %s  test: %s", path, outcome.test)
+    path = write_or_keep(record, inv.results_dir, ctx.run_dir)
+    ctx.logger.info("record: %s  test: %s", path, outcome.test)
+    _close(ctx)
+    return path
+
+
+def write_or_keep(record: RunRecord, results_dir: Path, run_dir: Path) -> Path:
+    """Write the record and mark the run done; when the write fails (a full disk, a read-only
+    folder), keep the record in the run folder and say, in one line, how to write it later."""
+    try:
+        path = write_record(record, results_dir)
+    except OSError as exc:
+        target = record_dir(results_dir, record.paper, record.dataset)
+        why = exc.strerror or str(exc)
+        try:
+            pending = keep_pending(record, run_dir)
+        except OSError as keep_exc:
+            raise RecordError(
+                f"could not write the record to {target} ({why}) nor keep it in {run_dir} "
+                f"({keep_exc.strerror or keep_exc})"
+            ) from exc
+        raise RecordError(
+            f"could not write the record to {target} ({why}); the finished run's record is "
+            f"kept in {pending}: write it later with `{import_command(pending, results_dir)}`"
+        ) from exc
+    (run_dir / DONE_NAME).write_text(str(path) + "\n")
     return path
 
 
@@ -397,9 +460,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         device=_process_device(select_device(args.device)),
         resume=args.resume,
         rerun=args.rerun,
-        results_dir=Path(
-            args.results_dir or os.environ.get("CLREPRO_RESULTS_DIR") or repo_root() / "results"
-        ).resolve(),
+        results_dir=Path(args.results_dir).resolve() if args.results_dir else default_results_dir(),
         work_dir=Path(args.work_dir or os.environ.get("CLREPRO_WORK_DIR") or "work").resolve(),
         tensorboard=args.tensorboard,
         overrides=tuple(args.overrides),
@@ -415,8 +476,34 @@ def _process_device(device: torch.device) -> torch.device:
     return device
 
 
+def check_folders(info: PaperInfo, inv: Invocation) -> None:
+    """Fail before any training when the record or the run folders cannot be written."""
+    check_writable(record_dir(inv.results_dir, info.name, inv.dataset), "results folder",
+                   "--results-dir")  # fmt: skip
+    check_writable(inv.work_dir / info.name / inv.dataset, "work folder", "--work-dir")
+
+
+def resume_command(paper: str, argv: Sequence[str]) -> str:
+    """The command line that continues this invocation (``$CLREPRO_LAUNCHER``: how it was
+    started, with ``{paper}`` for the paper; default ``python -m papers.{paper}``)."""
+    launcher = os.environ.get(LAUNCHER_ENV) or "python -m papers.{paper}"
+    args = [*argv] if "--resume" in argv else [*argv, "--resume"]
+    return f"{launcher.format(paper=paper)} {shlex.join(args)}"
+
+
+def interrupted_line(stop: KeyboardInterrupt, paper: str, argv: Sequence[str]) -> str:
+    """One line for Ctrl-C: the run, its checkpoint, and the command that resumes."""
+    command = resume_command(paper, argv)
+    if not isinstance(stop, RunInterrupted):
+        return f"interrupted before any run started; to start again: {command}"
+    if stop.checkpoint is None:
+        return f"interrupted {stop.what} before its first checkpoint; to continue: {command}"
+    return f"interrupted {stop.what}; checkpoint {stop.checkpoint}; to resume: {command}"
+
+
 def main(entry: PaperEntry, argv: Sequence[str] | None = None, compare: bool = True) -> int:
-    """Entry point of ``python -m papers.<name>``; bad input is one line and exit status 2.
+    """Entry point of ``python -m papers.<name>``; bad input is one line and exit status 2,
+    Ctrl-C one line naming the checkpoint and the ``--resume`` command, and exit status 130.
 
     ``compare=False`` skips the closing reported-vs-reproduced table (for callers, such as a
     hyper-parameter search, whose runs are not comparable rows).
@@ -429,15 +516,20 @@ def main(entry: PaperEntry, argv: Sequence[str] | None = None, compare: bool = T
         inv = invocation_from_args(args, info)
         for variant in inv.variants:  # validate every config before the first long run
             resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
+        check_folders(info, inv)
         done = _run_all(entry, info, inv)
+        if compare and rank() == 0:
+            from common.report import print_invocation, print_paper_comparison
+
+            print_invocation(done, info.name, inv.results_dir)
+            print_paper_comparison(inv.results_dir, info.name, datasets=[inv.dataset])
     except ClreproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if compare and rank() == 0:
-        from common.report import print_invocation, print_paper_comparison
-
-        print_invocation(done, info.name, inv.results_dir)
-        print_paper_comparison(inv.results_dir, info.name, datasets=[inv.dataset])
+    except KeyboardInterrupt as stop:
+        if rank() == 0:
+            print(interrupted_line(stop, info.name, raw), file=sys.stderr)
+        return INTERRUPTED_EXIT
     return 0
 
 

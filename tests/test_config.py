@@ -17,6 +17,8 @@ class Cfg(StrictModel):
     lr: float = 1e-3
     layers: tuple[int, ...] = (1,)
     inner: Inner = Inner()
+    epochs: int = 2
+    flag: bool = False
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -67,6 +69,47 @@ def test_configs_are_frozen(tmp_path: Path) -> None:
     cfg = load_config(Cfg, _write(tmp_path, ""))
     with pytest.raises(Exception, match="frozen"):
         cfg.lr = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "key"),
+    [
+        ("epochs: true\n", [], "epochs"),  # lax pydantic reads true as 1
+        ("epochs: 3.0\n", [], "epochs"),
+        ('lr: "0.1"\n', [], "lr"),  # quoted: text, not a number
+        ("", ["flag=1"], "flag"),
+        ("", ["inner.width=2.0"], "inner.width"),
+    ],
+)
+def test_wrong_types_are_errors(tmp_path: Path, text: str, overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        load_config(Cfg, _write(tmp_path, text), overrides=overrides)
+
+
+def test_yaml_and_cli_numbers_still_work(tmp_path: Path) -> None:
+    cfg = load_config(Cfg, _write(tmp_path, "lr: 1e-3\nlayers: [2, 3]\n"), overrides=["epochs=3"])
+    assert (cfg.lr, cfg.layers, cfg.epochs) == (1e-3, (2, 3), 3)
+    assert load_config(Cfg, _write(tmp_path, "lr: 1\n")).lr == 1.0  # an int where a float goes
+    assert load_config(Cfg, _write(tmp_path, ""), overrides=["lr=2e-5"]).lr == 2e-5
+
+
+def test_errors_say_where_each_bad_key_came_from(tmp_path: Path) -> None:
+    path = _write(tmp_path, "lr: 0.1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(Cfg, path, overrides=["nosuchkey=1", "inner.width=wide"])
+    assert "command line: key 'nosuchkey'" in str(exc.value) and "c.yaml" not in str(exc.value)
+    assert "command line: key 'inner.width'" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        load_config(Cfg, _write(tmp_path, "lrr: 0.1\n"), overrides=["lr=0.2"])
+    assert str(exc.value).startswith("config c.yaml: key 'lrr'") and "command line" not in str(
+        exc.value
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(Cfg, _write(tmp_path, "lrr: 0.1\n"), overrides=["bad=1"])
+    assert set(str(exc.value).split("; ")) == {
+        "command line: key 'bad': Extra inputs are not permitted",
+        "config c.yaml: key 'lrr': Extra inputs are not permitted",
+    }
 
 
 def test_extends_merges_nested_keys_and_dataset_overrides(tmp_path: Path) -> None:

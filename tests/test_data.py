@@ -110,12 +110,26 @@ def test_missing_file_without_download(tmp_path: Path) -> None:
 
 
 def test_data_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "env").mkdir()
     monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path / "env"))
     assert resolve_data_root(str(tmp_path / "cli")) == tmp_path / "cli"
     assert resolve_data_root(None) == tmp_path / "env"
     monkeypatch.delenv(DATA_ROOT_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert resolve_data_root(None) == tmp_path / "cache" / "clrepro" / "datasets"
+
+
+def test_a_data_root_that_does_not_exist_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typo = tmp_path / "datsets"
+    with pytest.raises(DataError, match=f"--data-root {typo} does not exist"):
+        resolve_data_root(str(typo))
+    monkeypatch.setenv(DATA_ROOT_ENV, str(typo))
+    with pytest.raises(DataError, match=f"\\${DATA_ROOT_ENV} {typo} does not exist"):
+        resolve_data_root(None)
+    assert not typo.exists()
 
 
 def test_catalog_entries_are_complete() -> None:

@@ -14,6 +14,7 @@ from tests.toy_paper import SimulatedCrash, make_toy_paper
 
 
 def _argv(tmp_path: Path, *extra: str) -> list[str]:
+    (tmp_path / "data").mkdir(exist_ok=True)
     return [
         "--scale", "full", "--data-root", str(tmp_path / "data"),
         "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"),
@@ -123,7 +124,10 @@ def test_bad_arguments_one_line_exit_2(
 
 @pytest.mark.parametrize(
     ("override", "needle"),
-    [("nosuchkey=1", "key 'nosuchkey': Extra inputs are not permitted"), ("lr=fast", "key 'lr'")],
+    [
+        ("nosuchkey=1", "command line: key 'nosuchkey': Extra inputs are not permitted"),
+        ("lr=fast", "command line: key 'lr'"),
+    ],
 )
 def test_bad_config_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, needle: str
@@ -131,8 +135,29 @@ def test_bad_config_is_one_line_exit_2(
     entry = make_toy_paper(tmp_path)
     assert main(entry, _argv(tmp_path, override)) == 2
     err = capsys.readouterr().err
-    assert needle in err and "Traceback" not in err
+    assert needle in err and "Traceback" not in err and "full.yaml" not in err
     assert not (tmp_path / "results" / "runs").exists()  # rejected before any run started
+
+
+def test_missing_data_root_is_one_line_exit_2_and_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = make_toy_paper(tmp_path)
+    typo = tmp_path / "no-such-data"
+    assert main(entry, [*_argv(tmp_path), "--data-root", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-root {typo} does not exist" in err and "Traceback" not in err
+    assert not typo.exists() and not (tmp_path / "work").exists()
+
+
+def test_bad_key_in_a_config_file_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = make_toy_paper(tmp_path)
+    (entry.folder / "configs" / "full.yaml").write_text("epochs: 4\nlrr: 0.1\n")
+    assert main(entry, _argv(tmp_path, "lr=0.2")) == 2
+    err = capsys.readouterr().err
+    assert "configs/full.yaml: key 'lrr'" in err and "command line" not in err
 
 
 def test_record_is_valid_json_with_schema_version(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import copy
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from common.config import StrictModel
@@ -35,26 +36,26 @@ STATS = {  # per-channel mean and std used to normalise network inputs
 class Config(StrictModel):
     variant: Literal["simclr", "dcl", "dclw"]
     backbone: Literal["small", "resnet18"] = "small"
-    width: int = 32
-    proj_hidden: int = 512
-    proj_out: int = 128
-    temperature: float = 0.1
-    sigma: float = 0.5
-    batch_size: int = 128
-    epochs: int = 200
+    width: int = Field(32, ge=1)
+    proj_hidden: int = Field(512, ge=1)
+    proj_out: int = Field(128, ge=1)
+    temperature: float = Field(0.1, gt=0)
+    sigma: float = Field(0.5, gt=0)
+    batch_size: int = Field(128, ge=2)  # in-batch negatives need two images at least
+    epochs: int = Field(200, ge=1)
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.06  # for sgd: scaled by batch_size / 256
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    crop_scale_min: float = 0.08
+    lr: float = Field(0.06, gt=0)  # for sgd: scaled by batch_size / 256
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    crop_scale_min: float = Field(0.08, gt=0, le=1)
     cifar_copy: Literal["full", "subset"] = "full"  # subset: the real subset on hand offline
-    train_size: int | None = None
-    test_size: int | None = None
-    valid_fraction: float = 0.1
-    knn_k: int = 200
-    knn_temperature: float = 0.1
-    probe_steps: int = 300
-    threads: int | None = None
+    train_size: int | None = Field(None, ge=2)
+    test_size: int | None = Field(None, ge=1)
+    valid_fraction: float = Field(0.1, gt=0, lt=1)
+    knn_k: int = Field(200, ge=1)
+    knn_temperature: float = Field(0.1, gt=0)
+    probe_steps: int = Field(300, ge=1)
+    threads: int | None = Field(None, ge=1)
 
 
 def contrastive_loss(config: Config, z1: Tensor, z2: Tensor) -> Tensor:

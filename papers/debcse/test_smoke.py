@@ -15,6 +15,7 @@ from .train import MESSAGE
 def test_entry_point_says_not_reproducible(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "data").mkdir()
     status = main(
         ENTRY,
         [

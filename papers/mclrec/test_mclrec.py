@@ -242,3 +242,12 @@ def test_official_beauty_checkpoint_gives_table_3() -> None:
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
     test = evaluate(model, data.test, 4096, torch.device("cpu"))
     assert {k: round(test[k], 4) for k in TEST_METRICS} == PAPER_BEAUTY_MCLREC
+
+
+def test_valid_metric_choices_are_what_evaluate_computes() -> None:
+    from typing import get_args
+
+    from .train import RANK_KS, RANK_METRICS, ValidMetric
+
+    computed = {f"{metric}@{k}" for metric in RANK_METRICS for k in RANK_KS}
+    assert set(get_args(ValidMetric)) == computed

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from common.config import StrictModel
@@ -43,43 +44,59 @@ OFFICIAL = {
 
 
 class ModelConfig(StrictModel):
-    max_len: int = 50
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 2
-    inner: int = 256
-    dropout: float = 0.5
-    attn_dropout: float = 0.5
-    eps: float = 1e-12
-    init_std: float = 0.02
+    max_len: int = Field(50, ge=1)
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    inner: int = Field(256, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    attn_dropout: float = Field(0.5, ge=0, lt=1)
+    eps: float = Field(1e-12, gt=0)
+    init_std: float = Field(0.02, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelConfig:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
+        return self
 
 
 class AugmentConfig(StrictModel):
-    crop_ratio: float = 0.5
-    mask_ratio: float = 0.5
-    reorder_ratio: float = 0.8
+    crop_ratio: float = Field(0.5, ge=0, lt=1)  # a crop keeps floor(n * (1 - ratio)) items
+    mask_ratio: float = Field(0.5, ge=0, le=1)
+    reorder_ratio: float = Field(0.8, ge=0, le=1)
+
+
+# What ``evaluate`` computes on validation: HR, NDCG and MRR at 5, 10 and 20.
+RANK_KS = (5, 10, 20)
+RANK_METRICS = ("HR", "NDCG", "MRR")
+ValidMetric = Literal[
+    "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR@5", "MRR@10", "MRR@20"
+]
 
 
 class Config(StrictModel):
     variant: Literal["mclrec", "sasrec", "cl4srec"]
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig()
-    lam: float = 0.0  # λ, weight of L_cl1 (MCLRec; official per-dataset value)
-    beta: float = 0.05  # β, weight of L_cl2 (MCLRec)
-    cl4srec_lam: float = 0.1  # λ of the CL4SRec variant (CL4SRec's default; MCLRec's λ can be 0)
-    tau: float = 1.0
+    lam: float = Field(0.0, ge=0)  # λ, weight of L_cl1 (MCLRec; official per-dataset value)
+    beta: float = Field(0.05, ge=0)  # β, weight of L_cl2 (MCLRec)
+    cl4srec_lam: float = Field(0.1, ge=0)  # λ of CL4SRec (CL4SRec's default; MCLRec's can be 0)
+    tau: float = Field(1.0, gt=0)
     sim: Literal["dot", "cos"] = "dot"
     use_rl: bool = True
-    lr: float = 1e-3
-    batch_size: int = 256
-    epochs: int = 100
-    patience: int = 10
-    valid_metric: str = "MRR@10"
-    eval_batch_size: int = 2048
-    train_fraction: float = 1.0  # a fixed random subset of training samples (old reduced recipe)
-    user_fraction: float = 1.0  # reduced recipe: a seeded subset of users, all their prefixes
-    user_subset_seed: int = 0  # the same users for every variant and seed
-    threads: int | None = None
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(256, ge=1)
+    epochs: int = Field(100, ge=1)
+    patience: int = Field(10, ge=1)
+    valid_metric: ValidMetric = "MRR@10"
+    eval_batch_size: int = Field(2048, ge=1)
+    # a fixed random subset of training samples (old reduced recipe)
+    train_fraction: float = Field(1.0, gt=0, le=1)
+    # reduced recipe: a seeded subset of users, all their prefixes
+    user_fraction: float = Field(1.0, gt=0, le=1)
+    user_subset_seed: int = Field(0, ge=0)  # the same users for every variant and seed
+    threads: int | None = Field(None, ge=1)
 
 
 TEST_METRICS = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20")
@@ -90,7 +107,7 @@ def evaluate(model: SASRec, samples: Samples, batch_size: int, device: torch.dev
              ctx: RunContext | None = None) -> dict[str, float]:  # fmt: skip
     """Full ranking over item ids 1..n (padding scored -inf), no history masking (as official)."""
     model.eval()
-    acc = RankingAccumulator((5, 10, 20), metrics=("HR", "NDCG", "MRR"))
+    acc = RankingAccumulator(RANK_KS, metrics=RANK_METRICS)
     batches = range(0, len(samples), batch_size)
     for start in ctx.progress(batches, "evaluate") if ctx else batches:
         part = samples.subset(torch.arange(start, min(start + batch_size, len(samples))))

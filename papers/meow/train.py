@@ -12,7 +12,7 @@ import json
 import pickle
 import time
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 import numpy as np
 import torch
@@ -32,6 +32,8 @@ from .model import GraphInputs, MEOWEncoder, PairWeightMLP, ProjectionHead
 
 VARIANTS = ("meow", "adameow", "meow-official-embeddings", "raw-features")
 OFFICIAL_SOURCE = "jianxiangyu/MEOW@d801ca8:code/embeds/{dataset}/0.pkl"
+DropRate = Annotated[float, Field(ge=0, lt=1)]  # a fraction of edges dropped
+Count = Annotated[int, Field(ge=1)]
 
 
 class AdaConfig(StrictModel):
@@ -42,9 +44,9 @@ class AdaConfig(StrictModel):
     weight_decay: float = Field(1e-5, ge=0)
     dropout: float = Field(0.3, ge=0, lt=1)
     tau: float = Field(1.0, gt=0)
-    nei_max: list[int] = Field(default_factory=lambda: [690, 690])
+    nei_max: list[Count] = Field(default_factory=lambda: [690, 690])
     feat_mask: float = Field(0.3, ge=0, lt=1)
-    adj_mask: list[float] = Field(default_factory=lambda: [0.2, 0.2])
+    adj_mask: list[DropRate] = Field(default_factory=lambda: [0.2, 0.2])
     pair_hidden: int = Field(16, ge=1)
     pair_chunk: int = Field(128, ge=1)
 
@@ -60,9 +62,9 @@ class Config(StrictModel):
     embed_dim: int = Field(64, ge=1)
     tau: float = Field(0.4, gt=0)
     feat_mask: float = Field(0.3, ge=0, lt=1)
-    adj_mask: list[float] = Field(default_factory=lambda: [0.3, 0.2])
-    nei_max: list[int] = Field(default_factory=lambda: [110, 700])
-    num_clusters: list[int] = Field(default_factory=lambda: [100, 300])
+    adj_mask: list[DropRate] = Field(default_factory=lambda: [0.3, 0.2])
+    nei_max: list[Count] = Field(default_factory=lambda: [110, 700])
+    num_clusters: list[Count] = Field(default_factory=lambda: [100, 300])
     lam_proto: float = Field(1.0, ge=0)
     kmeans_niter: int = Field(20, ge=1)
     kmeans_nredo: int = Field(5, ge=1)
