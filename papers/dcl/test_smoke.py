@@ -48,7 +48,7 @@ def test_smoke_cifar_all_losses_and_plot(tmp_path: Path) -> None:
         argv = ["--scale", "smoke", "--data-root", str(data), "--results-dir",
                 str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")]  # fmt: skip
         assert main(ENTRY, argv) == 0
-    records = load_records(tmp_path / "r", "dcl")
+    records = load_records(tmp_path / "r", ENTRY.folder.name)
     assert sorted(r.variant for r in records) == ["dcl", "dclw", "simclr"]
     for rec in records:
         assert set(rec.metrics.test) == {"kNN top-1", "linear top-1"}

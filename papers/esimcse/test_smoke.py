@@ -10,5 +10,5 @@ from .__main__ import ENTRY
 
 
 def test_smoke_end_to_end(tmp_path: Path) -> None:
-    records = run_sentence_smoke(ENTRY, "esimcse", tmp_path)
+    records = run_sentence_smoke(ENTRY, tmp_path)
     assert set(records) == {"esimcse"}

@@ -15,9 +15,11 @@ from common.runner import RunContext, main
 from .__main__ import ENTRY
 
 REL = "seqrec/Beauty.txt"
+PAPER = ENTRY.folder.name  # records are filed under the folder's name (a fork has its own)
 
 
-def write_tiny_beauty(root: Path, users: int = 40, items: int = 30) -> None:
+def write_tiny_beauty(root: Path, users: int = 4_000, items: int = 30) -> None:
+    """Random sequences; the smoke recipe keeps a seeded 0.5% of the users (20 of these)."""
     rng = random.Random(0)
     lines = []
     for user in range(1, users + 1):
@@ -42,7 +44,7 @@ def tiny(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_smoke_all_variants(tiny: Path) -> None:
     assert main(ENTRY, _argv(tiny, "w")) == 0
-    records = load_records(tiny / "results", "mclrec")
+    records = load_records(tiny / "results", PAPER)
     assert sorted(r.variant for r in records) == ["cl4srec", "mclrec", "sasrec"]
     for rec in records:
         assert set(rec.metrics.test) == {"HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"}
@@ -67,7 +69,7 @@ def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch
         main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec"))
     monkeypatch.setattr(RunContext, "save_checkpoint", original)
     assert main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec", "--resume")) == 0
-    straight, resumed = sorted(load_records(tiny / "results", "mclrec"), key=lambda r: r.resumed)
+    straight, resumed = sorted(load_records(tiny / "results", PAPER), key=lambda r: r.resumed)
     assert resumed.resumed and not straight.resumed
     assert resumed.metrics.test == straight.metrics.test
     assert resumed.metrics.validation == straight.metrics.validation
@@ -90,7 +92,7 @@ def test_tune_runs_the_grid_once_and_picks_on_validation(tiny: Path) -> None:
             "--out", str(out), "--work-dir", str(tiny / "tw"), "--lams", "0.01,0.1",
             "--betas", "0.05"]  # fmt: skip
     assert tune(argv) == 0
-    records = load_records(out, "mclrec")
+    records = load_records(out, PAPER)
     assert sorted((r.config["lam"], r.config["beta"]) for r in records) == [(0.01, 0.05),
                                                                            (0.1, 0.05)]  # fmt: skip
     best = max(records, key=lambda r: r.metrics.validation["MRR@10"])
@@ -98,11 +100,11 @@ def test_tune_runs_the_grid_once_and_picks_on_validation(tiny: Path) -> None:
     assert (choice["lam"], choice["beta"]) == (best.config["lam"], best.config["beta"])
     assert "**" in (out / "grid.md").read_text()
     assert tune(argv) == 0  # every point recorded: nothing runs again
-    assert len(load_records(out, "mclrec")) == 2
+    assert len(load_records(out, PAPER)) == 2
     wider = [*argv, "--no-run"]
     wider[wider.index("--betas") + 1] = "0.05,0.5"
     assert tune(wider) == 0  # a wider table from what is recorded, nothing run
-    assert len(load_records(out, "mclrec")) == 2
+    assert len(load_records(out, PAPER)) == 2
     assert "—" in (out / "grid.md").read_text()
 
 

@@ -60,7 +60,7 @@ def write_tiny_acm(root: Path, seed: int = 0) -> list[str]:
 
 def _records(results: Path) -> dict[str, dict[str, Any]]:
     out = {}
-    for path in (results / "runs" / "meow" / "acm").glob("*.json"):
+    for path in (results / "runs" / ENTRY.folder.name / "acm").glob("*.json"):
         record = json.loads(path.read_text())
         out[record["variant"]] = record
     return out

@@ -10,6 +10,6 @@ from .__main__ import ENTRY
 
 
 def test_smoke_end_to_end(tmp_path: Path) -> None:
-    records = run_sentence_smoke(ENTRY, "simcse", tmp_path)
+    records = run_sentence_smoke(ENTRY, tmp_path)
     assert set(records) == {"unsup-simcse", "untrained"}
     assert records["untrained"]["origin"] == "pretrained-baseline"
