@@ -89,8 +89,8 @@ def over_budget(work: Mapping[str, int], budget: Mapping[str, int]) -> dict[str,
     return {k: f"{work[k]:,} > {limit:,}" for k, limit in budget.items() if work[k] > limit}
 
 
-Count = Callable[[str, Any], Mapping[str, int]]
-"""(variant, resolved config) -> the work one run asks for, by name."""
+Count = Callable[[str, str, Any], Mapping[str, int]]
+"""(dataset, variant, resolved config) -> the work one run asks for, by name."""
 
 
 def smoke_over_budget(entry: Any, count: Count, budget: Mapping[str, int]) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def smoke_over_budget(entry: Any, count: Count, budget: Mapping[str, int]) -> di
     totals: dict[str, dict[str, int]] = {}
     for (dataset, variant), config in smoke_configs(entry).items():
         total = totals.setdefault(dataset, {})
-        for key, value in count(variant, config).items():
+        for key, value in count(dataset, variant, config).items():
             total[key] = total.get(key, 0) + value
     over = {dataset: over_budget(work, budget) for dataset, work in totals.items()}
     return {dataset: items for dataset, items in over.items() if items}

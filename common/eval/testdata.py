@@ -16,6 +16,13 @@ STS_TEST_PAIRS = 18_850  # STS12-16 (every subset), STS-B test and SICK-R test
 STS_TEST_SETS = sum(len(subsets) for _, subsets in YEAR_TASKS.values()) + 2
 STSB_DEV_PAIRS = 1_500
 CORPUS_LINES = {"prefix": 11_915, "full": 1_000_000}
+# What a SimCSE-family smoke command may ask (every variant; see :func:`sentence_work`): about
+# 20 s of CPU with the 6-layer MiniLM; the full STS tables alone are 18,850 pairs (> 10 min).
+SENTENCE_SMOKE_BUDGET = {
+    "corpus lines tokenised": 500,
+    "training sentence passes": 500,
+    "STS pairs scored": 1_000,
+}
 
 WORDS = ("a", "man", "woman", "dog", "cat", "is", "plays", "eats", "runs", "the", "ball", "food")
 
@@ -78,8 +85,8 @@ def write_tiny_wiki(root: Path, lines: int = 40) -> list[str]:
 def run_sentence_smoke(entry: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
     """Run a SimCSE-family paper's smoke recipe on tiny STS data, corpus and BERT; check it.
 
-    Returns its records (as JSON dicts, found by the entry's folder name) by variant, after checking that each has the full STS
-    table with finite values and a finite STS-B dev score.
+    Returns its records (as JSON dicts, filed under the entry's folder name) by variant, after
+    checking that each has the full STS table with finite values and a finite STS-B dev score.
     """
     from common.data import spec_for_local_files, temporary_dataset
     from common.runner import main

@@ -1,6 +1,6 @@
 """kNN top-1 against batch size per loss and dataset (mean ± std over seeds), from run records.
 
-python -m papers.<this folder>.plot [--results-dir results]  ->  results/plots/<folder>_batch_size.png
+python -m papers.<folder>.plot [--results-dir results]  ->  results/plots/<folder>_batch_size.png
 """
 
 from __future__ import annotations

@@ -13,11 +13,31 @@ import scipy.sparse as sp
 
 from common.data import spec_for_local_files, temporary_dataset
 from common.runner import main
+from common.testing import smoke_over_budget
 
 from .__main__ import ENTRY
 from .data import RATIOS
 
 N_PAPERS, N_AUTHORS, N_SUBJECTS, N_WORDS = 60, 40, 6, 30
+TARGET_NODES = {"acm": 4_019, "imdb": 4_275, "dblp": 4_057, "aminer": 6_564}  # the real graphs
+TRAINED = {"meow", "adameow"}
+# A few seconds of CPU (the recipe asks a third or less of each); the whole ACM graph asks
+# 32 million AdaMEOW pair weights (13 s an epoch here).
+SMOKE_BUDGET = {"node-epochs": 12_000, "pair weights": 4_000_000, "probe steps": 2_000}
+
+
+def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
+    """Target nodes x epochs trained, AdaMEOW's pair weights (n^2 an epoch), probe steps."""
+    n = min(config.max_nodes or TARGET_NODES[dataset], TARGET_NODES[dataset])
+    epochs = config.adameow.epochs if variant == "adameow" else config.epochs
+    epochs = epochs if variant in TRAINED else 0
+    pairs = n * n * epochs if variant == "adameow" else 0
+    probe = config.probe_runs * config.probe_iterations * len(RATIOS)
+    return {"node-epochs": n * epochs, "pair weights": pairs, "probe steps": probe}
+
+
+def test_smoke_recipe_fits_its_budget() -> None:
+    assert smoke_over_budget(ENTRY, smoke_work, SMOKE_BUDGET) == {}
 
 
 def write_tiny_acm(root: Path, seed: int = 0) -> list[str]:
