@@ -16,7 +16,7 @@ from common.runner import main
 from common.testing import smoke_over_budget
 
 from .__main__ import ENTRY
-from .data import RATIOS
+from .data import RATIOS, load_graph, node_subset, subgraph
 
 N_PAPERS, N_AUTHORS, N_SUBJECTS, N_WORDS = 60, 40, 6, 30
 TARGET_NODES = {"acm": 4_019, "imdb": 4_275, "dblp": 4_057, "aminer": 6_564}  # the real graphs
@@ -87,6 +87,7 @@ def _records(results: Path) -> dict[str, dict[str, Any]]:
 
 
 def test_smoke_end_to_end(tmp_path: Path) -> None:
+    """Every variant on a 40-node slice of the tiny graph, as the smoke recipe slices real ones."""
     data = tmp_path / "data"
     paths = write_tiny_acm(data)
     embeddings = tmp_path / "emb.pkl"
@@ -109,6 +110,7 @@ def test_smoke_end_to_end(tmp_path: Path) -> None:
                 str(tmp_path / "work"),
                 "--embeddings",
                 str(embeddings),
+                "max_nodes=40",
             ],
         )
     assert status == 0
@@ -123,3 +125,24 @@ def test_smoke_end_to_end(tmp_path: Path) -> None:
     assert records["meow-official-embeddings"]["origin"] == "official-embeddings"
     assert records["meow"]["origin"] == "trained"
     assert records["raw-features"]["origin"] == "pretrained-baseline"
+    for record in records.values():
+        assert any("40 of the 60 target nodes" in d for d in record["deviations"])
+
+
+def test_a_node_slice_is_the_graph_on_those_nodes(tmp_path: Path) -> None:
+    paths = write_tiny_acm(tmp_path)
+    with temporary_dataset(spec_for_local_files("hetero-acm", tmp_path, paths)):
+        graph = load_graph("acm", tmp_path)
+    keep = node_subset(graph.labels, graph.splits, 20)
+    assert len(keep) == 20 and np.array_equal(keep, node_subset(graph.labels, graph.splits, 20))
+    assert set(graph.splits[20]["train"]) <= set(keep)  # every training node first
+    part = subgraph(graph, keep)
+    assert np.array_equal(part.target_features, graph.target_features[keep])
+    for whole, sliced in zip(graph.metapaths, part.metapaths, strict=True):
+        assert np.array_equal(sliced.counts.toarray(), whole.counts.toarray()[np.ix_(keep, keep)])
+    for whole, sliced in zip(graph.contexts, part.contexts, strict=True):
+        assert np.array_equal(sliced.factors[0].toarray(), whole.factors[0].toarray()[keep])
+        assert np.array_equal(sliced.inv_count, whole.inv_count[keep])
+    for r in RATIOS:
+        for name, ids in graph.splits[r].items():
+            assert np.array_equal(keep[part.splits[r][name]], ids[np.isin(ids, keep)])
