@@ -155,10 +155,12 @@ def utc_now() -> str:
 
 
 def git_state(repo: Path | None = None, paths: tuple[str, ...] = ()) -> GitState:
-    """Current commit and whether tracked files under ``paths`` (default: all) differ from it.
+    """Current commit and whether files under ``paths`` (default: all) differ from it.
 
-    A run depends on its paper folder, ``common`` and the environments; limiting the dirty check
-    to those keeps unrelated edits elsewhere in a shared checkout from flagging it.
+    Modified tracked files and untracked files that git does not ignore both count: a freshly
+    forked paper folder, not yet committed, is code the commit does not hold. A run depends on
+    its paper folder, ``common`` and the environments; limiting the check to those keeps
+    unrelated edits elsewhere in a shared checkout from flagging it.
     """
     cwd = str(repo) if repo else None
     try:
@@ -166,7 +168,7 @@ def git_state(repo: Path | None = None, paths: tuple[str, ...] = ()) -> GitState
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
+            ["git", "status", "--porcelain", "--untracked-files=all", "--", *paths],
             cwd=cwd,
             capture_output=True,
             text=True,

@@ -84,6 +84,9 @@ class SentenceConfig(StrictModel):
     max_grad_norm: float = Field(1.0, gt=0)
     eval_steps: int = Field(125, ge=1)
     dev_pairs: int | None = Field(None, ge=10, description="first N STS-B dev pairs (None: all)")
+    sts_pairs: int | None = Field(
+        None, ge=10, description="first N pairs of each STS test subset (None: all; smoke only)"
+    )
     train_lines: int | None = Field(None, ge=2, description="first N lines of the corpus")
     eval_batch_size: int = Field(128, ge=1)
     threads: int | None = Field(1, ge=1)
@@ -118,6 +121,8 @@ def deviations(config: SentenceConfig, step_size: str | None = None) -> list[str
         out.append(f"training capped at {config.max_steps} steps of {size}")
     if config.dev_pairs is not None:
         out.append(f"selection on the first {config.dev_pairs} STS-B dev pairs (all 1,500)")
+    if config.sts_pairs is not None:
+        out.append(f"STS test sets cut to the first {config.sts_pairs} pairs of each subset")
     out.append("fp32 on CPU instead of fp16 on GPU")
     if config.budget_note:
         out.append(config.budget_note)
@@ -255,9 +260,14 @@ def train(
 def score(
     encoder: nn.Module, tokenizer: Any, config: SentenceConfig, ctx: RunContext
 ) -> dict[str, float]:
-    """The full STS table (Spearman ×100, 'all' for STS12–16) of the encoder's [CLS]."""
+    """The STS table (Spearman ×100, 'all' for STS12–16) of the encoder's [CLS].
+
+    Every pair unless the config's ``sts_pairs`` cuts each subset (smoke recipes).
+    """
     encode = sts_encoder(encoder, tokenizer, ctx.device)
-    return evaluate_sts(encode, ctx.data_root, batch_size=config.eval_batch_size)
+    return evaluate_sts(
+        encode, ctx.data_root, batch_size=config.eval_batch_size, max_pairs=config.sts_pairs
+    )
 
 
 def setup(

@@ -112,6 +112,24 @@ def test_evaluate_sts_table(tiny_root: Path) -> None:
     assert mean_table["STS14"] == pytest.approx(100 * scored["mean"])
 
 
+def test_max_pairs_scores_the_first_pairs_of_each_subset(tiny_root: Path) -> None:
+    seen: set[str] = set()
+
+    def encode(sentences: list[str]) -> torch.Tensor:
+        seen.update(sentences)
+        return bag_of_words(sentences)
+
+    table = evaluate_sts(encode, tiny_root, max_pairs=4)
+    first: set[str] = set()
+    for task in TASKS:
+        for pairs in load_task(tiny_root, task).values():
+            first.update(pairs.sent1[:4] + pairs.sent2[:4])
+    assert seen == first  # nothing beyond the first 4 pairs of a subset is even encoded
+    test = load_task(tiny_root, "STSBenchmark")["test"]
+    sys = [_cos(a, b) for a, b in zip(test.sent1[:4], test.sent2[:4], strict=True)]
+    assert table["STSBenchmark"] == pytest.approx(100 * spearmanr(sys, test.gold[:4]).statistic)
+
+
 def test_dev_uses_the_dev_split_and_limit(tiny_root: Path) -> None:
     dev = load_task(tiny_root, "STSBenchmark", "dev")["dev"]
     sys = [_cos(a, b) for a, b in zip(dev.sent1[:5], dev.sent2[:5], strict=True)]

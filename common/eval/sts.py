@@ -44,6 +44,7 @@ __all__ = [
     "batched_encode",
     "cosine_scores",
     "evaluate_sts",
+    "head",
     "load_task",
     "required_files",
     "score_pairs",
@@ -181,6 +182,13 @@ def load_task(data_root: Path, task: str, split: str = "test") -> dict[str, Pair
     return {split: _load_split(files[rel[0]], task)}
 
 
+def head(pairs: PairSet, limit: int | None) -> PairSet:
+    """The first ``limit`` pairs (all of them when ``limit`` is None or not smaller)."""
+    if limit is None or limit >= len(pairs):
+        return pairs
+    return PairSet(pairs.sent1[:limit], pairs.sent2[:limit], pairs.gold[:limit])
+
+
 def batched_encode(
     encode_batch: Encoder, sentences: Sequence[str], batch_size: int = 128
 ) -> dict[str, Tensor]:
@@ -229,13 +237,18 @@ def evaluate_sts(
     tasks: Sequence[str] = TASKS,
     aggregation: Aggregation = "all",
     batch_size: int = 128,
+    max_pairs: int | None = None,
 ) -> dict[str, float]:
     """SimCSE's STS table: Spearman ×100 per task and 'Avg' (their plain mean).
 
     STS12–16 use ``aggregation`` over their subsets ('all' in SimCSE); STS-B and SICK-R use
-    their test split.
+    their test split. ``max_pairs`` keeps the first pairs of each subset and split (a smoke
+    run's slice; None: all, the protocol).
     """
-    loaded = {task: load_task(data_root, task, "test") for task in tasks}
+    loaded = {
+        task: {name: head(pairs, max_pairs) for name, pairs in load_task(data_root, task).items()}
+        for task in tasks
+    }
     sentences = [s for subsets in loaded.values() for p in subsets.values() for s in p.sent1]
     sentences += [s for subsets in loaded.values() for p in subsets.values() for s in p.sent2]
     emb = batched_encode(encode_batch, sentences, batch_size)
@@ -254,8 +267,6 @@ def stsb_dev_spearman(
     limit: int | None = None,
 ) -> float:
     """Spearman ×100 on the STS-B dev split (the selection metric), optionally its first pairs."""
-    pairs = load_task(data_root, "STSBenchmark", "dev")["dev"]
-    if limit is not None and limit < len(pairs):
-        pairs = PairSet(pairs.sent1[:limit], pairs.sent2[:limit], pairs.gold[:limit])
+    pairs = head(load_task(data_root, "STSBenchmark", "dev")["dev"], limit)
     emb = batched_encode(encode_batch, pairs.sent1 + pairs.sent2, batch_size)
     return 100.0 * spearman(cosine_scores(emb, pairs), pairs.gold)

@@ -11,6 +11,19 @@ import numpy as np
 
 from common.eval.sts import SPLIT_FILES, TASKS, YEAR_TASKS, required_files
 
+# Sizes of the real data (SentEval's pair counts, the wiki1m files): what smoke caps cut down.
+STS_TEST_PAIRS = 18_850  # STS12-16 (every subset), STS-B test and SICK-R test
+STS_TEST_SETS = sum(len(subsets) for _, subsets in YEAR_TASKS.values()) + 2
+STSB_DEV_PAIRS = 1_500
+CORPUS_LINES = {"prefix": 11_915, "full": 1_000_000}
+# What a SimCSE-family smoke command may ask (every variant; see :func:`sentence_work`): about
+# 20 s of CPU with the 6-layer MiniLM; the full STS tables alone are 18,850 pairs (> 10 min).
+SENTENCE_SMOKE_BUDGET = {
+    "corpus lines tokenised": 500,
+    "training sentence passes": 500,
+    "STS pairs scored": 1_000,
+}
+
 WORDS = ("a", "man", "woman", "dog", "cat", "is", "plays", "eats", "runs", "the", "ball", "food")
 
 
@@ -69,11 +82,11 @@ def write_tiny_wiki(root: Path, lines: int = 40) -> list[str]:
     return [WIKI_FILE]
 
 
-def run_sentence_smoke(entry: Any, paper: str, tmp_path: Path) -> dict[str, dict[str, Any]]:
+def run_sentence_smoke(entry: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
     """Run a SimCSE-family paper's smoke recipe on tiny STS data, corpus and BERT; check it.
 
-    Returns its records (as JSON dicts) by variant, after checking that each has the full STS
-    table with finite values and a finite STS-B dev score.
+    Returns its records (as JSON dicts, filed under the entry's folder name) by variant, after
+    checking that each has the full STS table with finite values and a finite STS-B dev score.
     """
     from common.data import spec_for_local_files, temporary_dataset
     from common.runner import main
@@ -91,7 +104,7 @@ def run_sentence_smoke(entry: Any, paper: str, tmp_path: Path) -> dict[str, dict
     ):
         assert main(entry, argv) == 0
     records = {}
-    for path in (results / "runs" / paper / "wiki1m").glob("*.json"):
+    for path in (results / "runs" / entry.folder.name / "wiki1m").glob("*.json"):
         record = json.loads(path.read_text())
         records[record["variant"]] = record
         test = record["metrics"]["test"]
@@ -99,3 +112,24 @@ def run_sentence_smoke(entry: Any, paper: str, tmp_path: Path) -> dict[str, dict
         assert all(math.isfinite(v) and -100 <= v <= 100 for v in test.values())
         assert math.isfinite(record["metrics"]["validation"]["stsb_dev"])
     return records
+
+
+def sentence_work(config: Any, per_step: int, passes: int, trains: bool) -> dict[str, int]:
+    """The work one SimCSE-family run asks for on the real data, counted from its config.
+
+    ``per_step`` sentences a step and ``passes`` encoder passes per sentence (its views);
+    ``trains`` is False for a variant that only scores the encoder as loaded.
+    """
+    from common.sentence_training import total_steps
+
+    corpus = CORPUS_LINES[config.corpus]
+    lines = corpus if config.train_lines is None else min(config.train_lines, corpus)
+    steps = total_steps(lines, per_step, config.epochs, config.max_steps) if trains else 0
+    dev = min(config.dev_pairs or STSB_DEV_PAIRS, STSB_DEV_PAIRS)
+    cap = config.sts_pairs
+    test = STS_TEST_PAIRS if cap is None else min(STS_TEST_PAIRS, STS_TEST_SETS * cap)
+    return {
+        "corpus lines tokenised": lines if trains else 0,
+        "training sentence passes": steps * per_step * passes,
+        "STS pairs scored": max(1, steps // config.eval_steps) * dev + test,
+    }

@@ -1,6 +1,6 @@
 """kNN top-1 against batch size per loss and dataset (mean ± std over seeds), from run records.
 
-python -m papers.dcl.plot [--results-dir results]   ->  results/plots/dcl_batch_size.png
+python -m papers.<folder>.plot [--results-dir results]  ->  results/plots/<folder>_batch_size.png
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from common.cli import repo_root
 from common.records import load_records
 
 METRIC = "kNN top-1"
+PAPER = Path(__file__).parent.name  # records and the plot are named after this folder
 
 
 def collect(results_dir: Path, scale: str) -> dict[str, dict[str, dict[int, list[float]]]]:
@@ -21,7 +22,7 @@ def collect(results_dir: Path, scale: str) -> dict[str, dict[str, dict[int, list
     table: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
-    for rec in load_records(results_dir, "dcl"):
+    for rec in load_records(results_dir, PAPER):
         if rec.scale == scale and METRIC in rec.metrics.test:
             table[rec.dataset][rec.variant][int(rec.config["batch_size"])].append(
                 rec.metrics.test[METRIC]
@@ -53,7 +54,7 @@ def render(results_dir: Path, scale: str = "reduced") -> Path | None:
         ax.set_title(f"{dataset} ({scale} recipe)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out = results_dir / "plots" / "dcl_batch_size.png"
+    out = results_dir / "plots" / f"{PAPER}_batch_size.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

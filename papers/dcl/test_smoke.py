@@ -6,6 +6,7 @@ import gzip
 import pickle
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,12 +15,38 @@ import torch
 from common.data import get_dataset, spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import main
+from common.testing import smoke_over_budget
 
 from .__main__ import ENTRY
 from .augment import crop_and_flip, simclr_view
 from .data import CIFAR_COPIES, FMNIST, load_images, read_idx
 from .evaluate import knn_accuracy
 from .plot import render
+
+# Training and test images of the real files (the CIFAR-10 copy on hand, or the official one).
+SIZES = {
+    ("cifar10", "subset"): (5_170, 1_017),
+    ("cifar10", "full"): (50_000, 10_000),
+    ("fashion-mnist", "subset"): (60_000, 10_000),  # one copy: cifar_copy does not apply
+    ("fashion-mnist", "full"): (60_000, 10_000),
+}
+# A few seconds of CPU with the small CNN (the recipe asks a quarter or less of each).
+SMOKE_BUDGET = {"augmented views": 2_000, "images embedded": 3_000, "probe image-steps": 3_000}
+
+
+def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
+    """Views trained on, images through the backbone (kNN each epoch and at the end), probe."""
+    train, test = SIZES[dataset, config.cifar_copy]
+    train, test = min(config.train_size or train, train), min(config.test_size or test, test)
+    return {
+        "augmented views": 2 * train * config.epochs,
+        "images embedded": config.epochs * train + 2 * (train + test),
+        "probe image-steps": config.probe_steps * train,
+    }
+
+
+def test_smoke_recipe_fits_its_budget() -> None:
+    assert smoke_over_budget(ENTRY, smoke_work, SMOKE_BUDGET) == {}
 
 
 def write_tiny_cifar(root: Path, per_batch: int = 12, copy: str = "subset") -> list[str]:
@@ -48,7 +75,7 @@ def test_smoke_cifar_all_losses_and_plot(tmp_path: Path) -> None:
         argv = ["--scale", "smoke", "--data-root", str(data), "--results-dir",
                 str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")]  # fmt: skip
         assert main(ENTRY, argv) == 0
-    records = load_records(tmp_path / "r", "dcl")
+    records = load_records(tmp_path / "r", ENTRY.folder.name)
     assert sorted(r.variant for r in records) == ["dcl", "dclw", "simclr"]
     for rec in records:
         assert set(rec.metrics.test) == {"kNN top-1", "linear top-1"}

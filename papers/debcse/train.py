@@ -9,6 +9,7 @@ one-line error.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from common.config import StrictModel
@@ -18,7 +19,7 @@ from common.runner import RunContext, RunOutcome
 MESSAGE = (
     "DebCSE is not reproducible here: its method (propensity model, pair weights, sampling "
     "rule, loss, hyper-parameters) is not available offline and no official code was found; "
-    "see papers/debcse/README.md"
+    f"see papers/{Path(__file__).parent.name}/README.md"
 )
 
 

@@ -100,8 +100,13 @@ def subset_users(sequences: list[list[int]], fraction: float, seed: int) -> list
     if fraction >= 1.0:
         return sequences
     gen = torch.Generator().manual_seed(seed)
-    keep = torch.randperm(len(sequences), generator=gen)[: max(1, int(len(sequences) * fraction))]
+    keep = torch.randperm(len(sequences), generator=gen)[: kept_users(len(sequences), fraction)]
     return [sequences[i] for i in sorted(keep.tolist())]
+
+
+def kept_users(n_users: int, fraction: float) -> int:
+    """How many of ``n_users`` a ``user_fraction`` keeps (at least one)."""
+    return n_users if fraction >= 1.0 else max(1, int(n_users * fraction))
 
 
 def load_dataset(

@@ -14,7 +14,7 @@ from common.losses import nt_xent
 from common.testing import shared_artifacts, shared_datasets
 
 from .augment import crop, mask, reorder, two_views
-from .data import Samples, load_dataset
+from .data import Samples, kept_users, load_dataset, subset_users
 from .losses import margin_regulariser
 from .model import SASRec
 from .train import TEST_METRICS, Config, ModelConfig, Trainer, evaluate
@@ -85,6 +85,15 @@ def _naive_regulariser(a: torch.Tensor, b: torch.Tensor) -> float:
         total_neg += sum(max(max(pos, hard) - neg, 0.0) for neg in negatives)
         n_neg += len(negatives)
     return total_pos / (2 * batch) + total_neg / n_neg
+
+
+def test_user_subset_keeps_whole_users_seeded() -> None:
+    users = [[u, *range(1, 2 + u % 7)] for u in range(4_000)]
+    part = subset_users(users, 0.005, 0)
+    assert len(part) == kept_users(4_000, 0.005) == 20
+    assert part == subset_users(users, 0.005, 0) and part != subset_users(users, 0.005, 1)
+    assert all(user in users for user in part)  # each with all of their items
+    assert subset_users(users, 1.0, 0) is users and kept_users(10, 0.01) == 1
 
 
 def test_margin_regulariser_matches_a_loop() -> None:

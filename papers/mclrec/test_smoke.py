@@ -5,19 +5,48 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import RunContext, main
+from common.testing import smoke_over_budget
 
 from .__main__ import ENTRY
+from .data import kept_users
 
 REL = "seqrec/Beauty.txt"
+PAPER = ENTRY.folder.name  # records are filed under the folder's name (a fork has its own)
 
 
-def write_tiny_beauty(root: Path, users: int = 40, items: int = 30) -> None:
+# The real files' sizes (users, items, interactions; the shared data README).
+SIZES = {
+    "beauty": (22_363, 12_101, 198_502),
+    "sports": (35_598, 18_357, 296_337),
+    "toys": (19_412, 11_924, 167_597),
+    "yelp": (30_431, 20_033, 316_354),
+}
+PASSES = {"sasrec": 1, "cl4srec": 3, "mclrec": 8}  # encoder passes per training sample
+# About 10 s of CPU (the recipe asks about half: ~7 s in all on Beauty); all of Beauty asks
+# 200 times the samples and took 26 min.
+SMOKE_BUDGET = {"encoder passes over samples": 50_000, "user-item scores": 50_000_000}
+
+
+def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
+    """Training samples (every prefix of the kept users) x epochs x passes; ranking scores."""
+    users, items, interactions = SIZES[dataset]
+    kept = kept_users(users, config.user_fraction)
+    samples = kept * (interactions - 3 * users) // users  # a user of n items: n - 3 samples
+    return {
+        "encoder passes over samples": samples * config.epochs * PASSES[variant],
+        "user-item scores": kept * items * (config.epochs + 1),  # validation each epoch, test
+    }
+
+
+def write_tiny_beauty(root: Path, users: int = 4_000, items: int = 30) -> None:
+    """Random sequences; the smoke recipe keeps a seeded 0.5% of the users (20 of these)."""
     rng = random.Random(0)
     lines = []
     for user in range(1, users + 1):
@@ -40,9 +69,14 @@ def tiny(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield tmp_path
 
 
+def test_smoke_recipe_fits_its_budget() -> None:
+    """``--scale smoke`` on each real dataset (every variant) stays within seconds of work."""
+    assert smoke_over_budget(ENTRY, smoke_work, SMOKE_BUDGET) == {}
+
+
 def test_smoke_all_variants(tiny: Path) -> None:
     assert main(ENTRY, _argv(tiny, "w")) == 0
-    records = load_records(tiny / "results", "mclrec")
+    records = load_records(tiny / "results", PAPER)
     assert sorted(r.variant for r in records) == ["cl4srec", "mclrec", "sasrec"]
     for rec in records:
         assert set(rec.metrics.test) == {"HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"}
@@ -67,7 +101,7 @@ def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch
         main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec"))
     monkeypatch.setattr(RunContext, "save_checkpoint", original)
     assert main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec", "--resume")) == 0
-    straight, resumed = sorted(load_records(tiny / "results", "mclrec"), key=lambda r: r.resumed)
+    straight, resumed = sorted(load_records(tiny / "results", PAPER), key=lambda r: r.resumed)
     assert resumed.resumed and not straight.resumed
     assert resumed.metrics.test == straight.metrics.test
     assert resumed.metrics.validation == straight.metrics.validation
@@ -90,7 +124,7 @@ def test_tune_runs_the_grid_once_and_picks_on_validation(tiny: Path) -> None:
             "--out", str(out), "--work-dir", str(tiny / "tw"), "--lams", "0.01,0.1",
             "--betas", "0.05"]  # fmt: skip
     assert tune(argv) == 0
-    records = load_records(out, "mclrec")
+    records = load_records(out, PAPER)
     assert sorted((r.config["lam"], r.config["beta"]) for r in records) == [(0.01, 0.05),
                                                                            (0.1, 0.05)]  # fmt: skip
     best = max(records, key=lambda r: r.metrics.validation["MRR@10"])
@@ -98,11 +132,11 @@ def test_tune_runs_the_grid_once_and_picks_on_validation(tiny: Path) -> None:
     assert (choice["lam"], choice["beta"]) == (best.config["lam"], best.config["beta"])
     assert "**" in (out / "grid.md").read_text()
     assert tune(argv) == 0  # every point recorded: nothing runs again
-    assert len(load_records(out, "mclrec")) == 2
+    assert len(load_records(out, PAPER)) == 2
     wider = [*argv, "--no-run"]
     wider[wider.index("--betas") + 1] = "0.05,0.5"
     assert tune(wider) == 0  # a wider table from what is recorded, nothing run
-    assert len(load_records(out, "mclrec")) == 2
+    assert len(load_records(out, PAPER)) == 2
     assert "—" in (out / "grid.md").read_text()
 
 

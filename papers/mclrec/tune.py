@@ -1,11 +1,11 @@
 """Choose MCLRec's λ (``lam``) and β (``beta``) on validation, from a grid.
 
-    python -m papers.mclrec.tune --dataset toys --data-root DATA [--scale reduced]
+    python -m papers.<this folder>.tune --dataset toys --data-root DATA [--scale reduced]
         [--lams 0.01,0.05,0.1] [--betas 0.05,0.1,0.4] [key=value ...]
 
 The paper tunes both weights over {0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5}
 (the default grid here). Every grid point is an ordinary recorded MCLRec run (seed 0) kept
-under ``results/tuning/mclrec/<dataset>-<scale>[-<overrides>]/``, apart from the comparison
+under ``results/tuning/<this folder>/<dataset>-<scale>[-<overrides>]/``, apart from the comparison
 table; a point already recorded there is skipped and an interrupted one resumes. The
 choice is the point with the highest validation MRR@10 (the early-stopping metric); test
 numbers are never looked at. ``grid.md`` and ``choice.json`` in that folder show the result.
@@ -26,6 +26,7 @@ from common.runner import main as run_paper
 
 from .__main__ import ENTRY
 
+PAPER = Path(__file__).parent.name  # this folder (a fork files its searches apart)
 PAPER_GRID = (0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 METRIC = "MRR@10"
 Point = tuple[float, float]  # (λ, β)
@@ -42,14 +43,14 @@ def _weights(text: str) -> tuple[float, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m papers.mclrec.tune", description=__doc__)
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}.tune", description=__doc__)
     parser.add_argument("--dataset", default="toys")
     parser.add_argument("--scale", default="reduced", choices=("full", "reduced", "smoke"))
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--lams", type=_weights, default=PAPER_GRID)
     parser.add_argument("--betas", type=_weights, default=PAPER_GRID)
     parser.add_argument(
-        "--out", default=None, help="default: results/tuning/mclrec/<ds>-<scale>-..."
+        "--out", default=None, help=f"default: results/tuning/{PAPER}/<ds>-<scale>-..."
     )
     parser.add_argument("--work-dir", default=None)
     parser.add_argument(
@@ -69,13 +70,13 @@ def default_out(dataset: str, scale: str, overrides: Sequence[str]) -> Path:
     """One folder per dataset, scale and budget, so searches at other budgets never mix."""
     name = "-".join([dataset, scale, *overrides])
     safe = re.sub(r"[^A-Za-z0-9._=-]", "_", name)
-    return repo_root() / "results" / "tuning" / "mclrec" / safe
+    return repo_root() / "results" / "tuning" / PAPER / safe
 
 
 def recorded_points(out: Path, dataset: str) -> dict[Point, RunRecord]:
     """The MCLRec records per (λ, β) already in ``out`` for this dataset."""
     points = {}
-    for record in load_records(out, "mclrec"):
+    for record in load_records(out, PAPER):
         if record.dataset == dataset and record.variant == "mclrec":
             points[_key(record.config["lam"], record.config["beta"])] = record
     return points

@@ -276,6 +276,50 @@ def names_for(dataset: str) -> list[str]:
     return ["labels.npy", *base, *_split_names()]
 
 
+def node_subset(
+    labels: np.ndarray, splits: dict[int, dict[str, np.ndarray]], max_nodes: int, seed: int = 0
+) -> np.ndarray:
+    """At most ``max_nodes`` target nodes (sorted ids), seeded: training nodes of every split
+    first, so each class keeps labelled nodes, then other nodes. A smoke recipe's slice."""
+    rng = np.random.default_rng(seed)
+    train = np.unique(np.concatenate([s["train"] for s in splits.values()]))
+    rest = np.setdiff1d(np.arange(labels.shape[0]), train)
+    order = np.concatenate([rng.permutation(train), rng.permutation(rest)])
+    return np.sort(order[:max_nodes])
+
+
+def restrict_splits(
+    splits: dict[int, dict[str, np.ndarray]], keep: np.ndarray, n_nodes: int
+) -> dict[int, dict[str, np.ndarray]]:
+    """The splits' nodes that are in ``keep``, renumbered as positions in ``keep``."""
+    position = np.full(n_nodes, -1, dtype=np.int64)
+    position[keep] = np.arange(keep.shape[0])
+    return {
+        r: {part: position[ids][position[ids] >= 0] for part, ids in parts.items()}
+        for r, parts in splits.items()
+    }
+
+
+def subgraph(graph: HeteroGraph, keep: np.ndarray) -> HeteroGraph:
+    """The graph on the target nodes ``keep`` (neighbour types whole), splits renumbered."""
+    return HeteroGraph(
+        name=graph.name,
+        target_features=graph.target_features[keep],
+        type_features=graph.type_features,
+        contexts=[
+            Context(c.node_type, (c.factors[0][keep], *c.factors[1:]), c.inv_count[keep])
+            for c in graph.contexts
+        ],
+        metapaths=[
+            MetaPath(m.name, sp.csr_matrix(m.counts[keep][:, keep]), m.terms)
+            for m in graph.metapaths
+        ],
+        labels=graph.labels[keep],
+        splits=restrict_splits(graph.splits, keep, graph.num_nodes),
+        files=graph.files,
+    )
+
+
 @dataclass
 class LabelledNodes:
     """Labels and splits only (to score frozen embeddings)."""

@@ -13,11 +13,31 @@ import scipy.sparse as sp
 
 from common.data import spec_for_local_files, temporary_dataset
 from common.runner import main
+from common.testing import smoke_over_budget
 
 from .__main__ import ENTRY
-from .data import RATIOS
+from .data import RATIOS, load_graph, node_subset, subgraph
 
 N_PAPERS, N_AUTHORS, N_SUBJECTS, N_WORDS = 60, 40, 6, 30
+TARGET_NODES = {"acm": 4_019, "imdb": 4_275, "dblp": 4_057, "aminer": 6_564}  # the real graphs
+TRAINED = {"meow", "adameow"}
+# A few seconds of CPU (the recipe asks a third or less of each); the whole ACM graph asks
+# 32 million AdaMEOW pair weights (13 s an epoch here).
+SMOKE_BUDGET = {"node-epochs": 12_000, "pair weights": 4_000_000, "probe steps": 2_000}
+
+
+def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
+    """Target nodes x epochs trained, AdaMEOW's pair weights (n^2 an epoch), probe steps."""
+    n = min(config.max_nodes or TARGET_NODES[dataset], TARGET_NODES[dataset])
+    epochs = config.adameow.epochs if variant == "adameow" else config.epochs
+    epochs = epochs if variant in TRAINED else 0
+    pairs = n * n * epochs if variant == "adameow" else 0
+    probe = config.probe_runs * config.probe_iterations * len(RATIOS)
+    return {"node-epochs": n * epochs, "pair weights": pairs, "probe steps": probe}
+
+
+def test_smoke_recipe_fits_its_budget() -> None:
+    assert smoke_over_budget(ENTRY, smoke_work, SMOKE_BUDGET) == {}
 
 
 def write_tiny_acm(root: Path, seed: int = 0) -> list[str]:
@@ -60,13 +80,14 @@ def write_tiny_acm(root: Path, seed: int = 0) -> list[str]:
 
 def _records(results: Path) -> dict[str, dict[str, Any]]:
     out = {}
-    for path in (results / "runs" / "meow" / "acm").glob("*.json"):
+    for path in (results / "runs" / ENTRY.folder.name / "acm").glob("*.json"):
         record = json.loads(path.read_text())
         out[record["variant"]] = record
     return out
 
 
 def test_smoke_end_to_end(tmp_path: Path) -> None:
+    """Every variant on a 40-node slice of the tiny graph, as the smoke recipe slices real ones."""
     data = tmp_path / "data"
     paths = write_tiny_acm(data)
     embeddings = tmp_path / "emb.pkl"
@@ -89,6 +110,7 @@ def test_smoke_end_to_end(tmp_path: Path) -> None:
                 str(tmp_path / "work"),
                 "--embeddings",
                 str(embeddings),
+                "max_nodes=40",
             ],
         )
     assert status == 0
@@ -103,3 +125,24 @@ def test_smoke_end_to_end(tmp_path: Path) -> None:
     assert records["meow-official-embeddings"]["origin"] == "official-embeddings"
     assert records["meow"]["origin"] == "trained"
     assert records["raw-features"]["origin"] == "pretrained-baseline"
+    for record in records.values():
+        assert any("40 of the 60 target nodes" in d for d in record["deviations"])
+
+
+def test_a_node_slice_is_the_graph_on_those_nodes(tmp_path: Path) -> None:
+    paths = write_tiny_acm(tmp_path)
+    with temporary_dataset(spec_for_local_files("hetero-acm", tmp_path, paths)):
+        graph = load_graph("acm", tmp_path)
+    keep = node_subset(graph.labels, graph.splits, 20)
+    assert len(keep) == 20 and np.array_equal(keep, node_subset(graph.labels, graph.splits, 20))
+    assert set(graph.splits[20]["train"]) <= set(keep)  # every training node first
+    part = subgraph(graph, keep)
+    assert np.array_equal(part.target_features, graph.target_features[keep])
+    for whole, sliced in zip(graph.metapaths, part.metapaths, strict=True):
+        assert np.array_equal(sliced.counts.toarray(), whole.counts.toarray()[np.ix_(keep, keep)])
+    for whole, sliced in zip(graph.contexts, part.contexts, strict=True):
+        assert np.array_equal(sliced.factors[0].toarray(), whole.factors[0].toarray()[keep])
+        assert np.array_equal(sliced.inv_count, whole.inv_count[keep])
+    for r in RATIOS:
+        for name, ids in graph.splits[r].items():
+            assert np.array_equal(keep[part.splits[r][name]], ids[np.isin(ids, keep)])

@@ -12,12 +12,13 @@ from common.testing import run_torchrun
 from common.text import save_tiny_bert
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCHER = """
+PAPER = Path(__file__).parent.name  # records are filed under it; a fork runs its own entry
+LAUNCHER = f"""
 import sys
 from pathlib import Path
 from common.data import spec_for_local_files, temporary_dataset
 from common.runner import main
-from papers.simcse.__main__ import ENTRY
+from {__package__}.__main__ import ENTRY
 data = Path(sys.argv[1])
 sts = [l for l in (data / "sts.txt").read_text().splitlines() if l]
 with temporary_dataset(spec_for_local_files("senteval-sts", data, sts)), temporary_dataset(
@@ -41,7 +42,7 @@ def test_two_processes_gather_negatives(tmp_path: Path) -> None:
             "--data-root", str(data), "--results-dir", str(tmp_path / "r"),
             "--work-dir", str(tmp_path / "w"), f"model_name_or_path={model}"]  # fmt: skip
     run_torchrun(script, args, REPO)
-    records = list((tmp_path / "r" / "runs" / "simcse" / "wiki1m").glob("*.json"))
+    records = list((tmp_path / "r" / "runs" / PAPER / "wiki1m").glob("*.json"))
     assert len(records) == 1
     record = json.loads(records[0].read_text())
     assert set(record["metrics"]["test"]) >= {"STS12", "Avg"}

@@ -34,7 +34,7 @@ def baseline(
 ) -> RunOutcome:
     """The encoder as loaded, no training: the row every method's change is measured from."""
     encode = sts_encoder(encoder, tokenizer, ctx.device)
-    dev = stsb_dev_spearman(encode, ctx.data_root, config.eval_batch_size)
+    dev = stsb_dev_spearman(encode, ctx.data_root, config.eval_batch_size, config.dev_pairs)
     test = st.score(encoder, tokenizer, config, ctx)
     return RunOutcome(
         validation={"stsb_dev": dev},

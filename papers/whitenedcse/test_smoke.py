@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from common.eval.testdata import run_sentence_smoke
+from common.eval.testdata import SENTENCE_SMOKE_BUDGET, run_sentence_smoke, sentence_work
+from common.testing import smoke_over_budget
 
 from .__main__ import ENTRY
 
 
 def test_smoke_end_to_end(tmp_path: Path) -> None:
-    records = run_sentence_smoke(ENTRY, "whitenedcse", tmp_path)
+    records = run_sentence_smoke(ENTRY, tmp_path)
     assert set(records) == {"whitenedcse"}
+
+
+def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
+    """What one smoke run asks of the real data (steps of replicas x batch sentences, each
+    encoded num_pos times)."""
+    return sentence_work(config, config.batch_size * config.replicas, config.num_pos, trains=True)
+
+
+def test_smoke_recipe_fits_its_budget() -> None:
+    assert smoke_over_budget(ENTRY, smoke_work, SENTENCE_SMOKE_BUDGET) == {}
