@@ -155,14 +155,15 @@ def _restated(base: dict, child: dict, prefix: str = "") -> list[str]:  # type: 
 PAPERS_DIR = Path(__file__).parents[1] / "papers"
 
 
+@pytest.mark.parametrize("scale", ["reduced", "smoke"])
 @pytest.mark.parametrize(
-    "paper", sorted(p.parent.parent.name for p in PAPERS_DIR.glob("*/configs/reduced.yaml"))
+    "paper", sorted(p.parent.parent.name for p in PAPERS_DIR.glob("*/configs/full.yaml"))
 )
-def test_reduced_recipes_are_deltas_of_the_full_recipe(paper: str) -> None:
+def test_smaller_recipes_are_deltas_of_the_full_recipe(paper: str, scale: str) -> None:
     from common.config import read_config_file, read_yaml
 
     folder = PAPERS_DIR / paper / "configs"
-    child = read_yaml(folder / "reduced.yaml")
-    assert child.get("extends") == "full.yaml", f"{paper}: reduced.yaml should extend full.yaml"
+    child = read_yaml(folder / f"{scale}.yaml")
+    assert child.get("extends") == "full.yaml", f"{paper}: {scale}.yaml should extend full.yaml"
     base = read_config_file(folder / "full.yaml")
     assert not _restated(base, {k: v for k, v in child.items() if k != "extends"})
