@@ -402,6 +402,7 @@ def invocation_from_args(args: Any, info: PaperInfo) -> Invocation:
         "work_dir",
         "tensorboard",
         "overrides",
+        "dry_run",
     }
     return Invocation(
         dataset=args.dataset,
@@ -433,6 +434,16 @@ def check_folders(info: PaperInfo, inv: Invocation) -> None:
     check_writable(record_dir(inv.results_dir, info.name, inv.dataset), "results folder",
                    "--results-dir")  # fmt: skip
     check_writable(inv.work_dir / info.name / inv.dataset, "work folder", "--work-dir")
+
+
+def dry_run_summary(info: PaperInfo, inv: Invocation) -> str:
+    """What ``--dry-run`` prints: the runs this command would make, after every check passed."""
+    seeds = f"seeds {inv.first_seed}..{inv.first_seed + inv.seeds - 1}"
+    variants = ", ".join(inv.variants)
+    return (
+        f"ok: {info.name} on {inv.dataset}, scale {inv.scale}, variants {variants}, {seeds}; "
+        f"records to {record_dir(inv.results_dir, info.name, inv.dataset)}"
+    )
 
 
 def resume_command(paper: str, argv: Sequence[str]) -> str:
@@ -469,6 +480,9 @@ def main(entry: PaperEntry, argv: Sequence[str] | None = None, compare: bool = T
         for variant in inv.variants:  # validate every config before the first long run
             resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
         check_folders(info, inv)
+        if args.dry_run:
+            print(dry_run_summary(info, inv))
+            return 0
         for variant in inv.variants:
             for seed in range(inv.first_seed, inv.first_seed + inv.seeds):
                 run_one(entry, info, inv, variant, seed)
