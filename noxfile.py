@@ -3,6 +3,7 @@
 nox -s tests                               # common's unit tests + every paper's smoke test
 nox -s "smoke(mclrec)"                     # one paper, in its own environment only
 nox -s reproduce -- mclrec --dataset beauty --scale reduced --seeds 3 --data-root DIR
+                                           # (runs in the paper's environment: reproduce_in(<env>))
 nox -s results                             # regenerate results/README.md and the plots
 nox -s lint                                # ruff, and mypy (strict) on common, papers, tests
 nox -s new -- myidea --from mclrec         # fork a paper folder under a new name
@@ -10,6 +11,9 @@ nox -s new -- myidea --from mclrec         # fork a paper folder under a new nam
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,17 +22,34 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from common.cli import discover_papers, fail, parse_reproduce_args  # noqa: E402
+from common.cli import USAGE_EXIT, discover_papers, fail, parse_reproduce_args  # noqa: E402
+from common.venvs import installed_digest, needs_install, requirements_digest, write_stamp  # noqa: E402
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_venv = "yes"
 PAPERS = discover_papers(ROOT / "papers")
 PYTHON = "3.11"
+ENVIRONMENTS = sorted({info.environment for info in PAPERS.values()})
+INTERRUPTED = 130  # Ctrl-C
+LAUNCHER = "nox -s reproduce -- {paper}"  # how a paper's own resume hint names this command
+
+
+def _digest(environment: str) -> str:
+    return requirements_digest(
+        ROOT / "environments" / f"{environment}.txt", [ROOT / "pyproject.toml"]
+    )
 
 
 def _install(session: nox.Session, environment: str) -> None:
+    """Install environments/<environment>.txt and the repo, unless the venv's stamp says the
+    same requirements are installed already (then nothing is reinstalled)."""
+    venv, digest = Path(session.virtualenv.location), _digest(environment)
+    if not needs_install(venv, digest):
+        session.log(f"environment {environment!r} is up to date: nothing to install")
+        return
     session.install("-r", f"environments/{environment}.txt")
     session.install("--no-deps", "-e", ".")
+    write_stamp(venv, digest)
 
 
 @nox.session(python=PYTHON)
@@ -46,12 +67,52 @@ def smoke(session: nox.Session, paper: str) -> None:
     session.run("pytest", "-q", f"papers/{paper}", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=False)
 def reproduce(session: nox.Session) -> None:
-    """nox -s reproduce -- <paper> [--dataset D] [--scale S] [--seeds N] [--data-root P] ..."""
+    """nox -s reproduce -- <paper> [--dataset D] [--scale S] [--seeds N] [--data-root P] ...
+
+    Checks the command line here (exit 2, nothing installed), then runs the paper in the
+    virtualenv of the environment its paper.toml declares: `reproduce_in(<environment>)`.
+    """
     info, _ = parse_reproduce_args(session.posargs, ROOT / "papers")  # exits 2 on bad input
-    _install(session, info.environment)
-    session.run("python", "-m", f"papers.{info.name}", *session.posargs[1:])
+    session.notify(f"reproduce_in({info.environment})", session.posargs)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("environment", ENVIRONMENTS, ids=ENVIRONMENTS)
+def reproduce_in(session: nox.Session, environment: str) -> None:
+    """Run a paper in one environment's virtualenv (reused; reinstalled only when changed)."""
+    info, _ = parse_reproduce_args(session.posargs, ROOT / "papers")
+    if info.environment != environment:
+        fail(f"{info.name} runs in environment {info.environment!r}, not {environment!r}")
+    command = ["python", "-m", f"papers.{info.name}", *session.posargs[1:]]
+    venv = Path(session.virtualenv.location)
+    if installed_digest(venv) is not None and needs_install(venv, _digest(environment)):
+        # requirements changed: check configs and folders in the old install before reinstalling
+        # (any other failure there, such as a package it lacks, is for the new install to fix)
+        status = _call(session, [*command, "--dry-run"])
+        if status in (USAGE_EXIT, INTERRUPTED):
+            raise SystemExit(status)
+    _install(session, environment)
+    status = _call(session, command)
+    if status:
+        raise SystemExit(status)  # 2 for bad input, 130 for Ctrl-C: the paper's own status
+
+
+def _call(session: nox.Session, command: list[str]) -> int:
+    """Run ``command`` in the session's venv and return its exit status (nox's own run would
+    turn every failure into 1). Ctrl-C reaches the paper too: it prints how to resume, exits."""
+    session.log(shlex.join(command))
+    bin_dir = str(session.bin)
+    env = dict(os.environ, VIRTUAL_ENV=str(session.virtualenv.location), CLREPRO_LAUNCHER=LAUNCHER)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    executable = os.path.join(bin_dir, command[0])
+    with subprocess.Popen([executable, *command[1:]], cwd=ROOT, env=env) as proc:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue  # wait for the paper's one-line message and exit status 130
 
 
 @nox.session(python=PYTHON)

@@ -135,6 +135,11 @@ def build_parser(info: PaperInfo) -> OneLineParser:
     parser.add_argument("--results-dir", default=None, help="default: <repo>/results")
     parser.add_argument("--work-dir", default=None, help="checkpoints and logs; default ./work")
     parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the command, every config, the data root and the output folders; run nothing",
+    )
     for option in info.extra_options:
         if option.is_flag:
             parser.add_argument(option.flag, action="store_true", help=option.help)

@@ -483,6 +483,16 @@ def check_folders(info: PaperInfo, inv: Invocation) -> None:
     check_writable(inv.work_dir / info.name / inv.dataset, "work folder", "--work-dir")
 
 
+def dry_run_summary(info: PaperInfo, inv: Invocation) -> str:
+    """What ``--dry-run`` prints: the runs this command would make, after every check passed."""
+    seeds = f"seeds {inv.first_seed}..{inv.first_seed + inv.seeds - 1}"
+    variants = ", ".join(inv.variants)
+    return (
+        f"ok: {info.name} on {inv.dataset}, scale {inv.scale}, variants {variants}, {seeds}; "
+        f"records to {record_dir(inv.results_dir, info.name, inv.dataset)}"
+    )
+
+
 def resume_command(paper: str, argv: Sequence[str]) -> str:
     """The command line that continues this invocation (``$CLREPRO_LAUNCHER``: how it was
     started, with ``{paper}`` for the paper; default ``python -m papers.{paper}``)."""
@@ -517,6 +527,9 @@ def main(entry: PaperEntry, argv: Sequence[str] | None = None, compare: bool = T
         for variant in inv.variants:  # validate every config before the first long run
             resolve_config(entry, inv.scale, inv.dataset, variant, inv.overrides)
         check_folders(info, inv)
+        if args.dry_run:
+            print(dry_run_summary(info, inv))
+            return 0
         done = _run_all(entry, info, inv)
         if compare and rank() == 0:
             from common.report import print_invocation, print_paper_comparison

@@ -246,3 +246,25 @@ def test_an_attempt_without_checkpoint_or_record_is_reused(tmp_path: Path) -> No
     (second / DONE_NAME).write_text("record.json\n")
     assert choose_run_dir(base, resume=False) == tmp_path / "run.3"
     assert choose_run_dir(base, resume=True) == second
+
+
+# --- --dry-run: every check, nothing run (nox uses it before reinstalling an environment) ------
+
+
+def test_dry_run_checks_everything_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[int] = []
+
+    def run(config: Any, ctx: RunContext) -> RunOutcome:
+        calls.append(1)
+        return toy_paper.run(config, ctx)
+
+    entry = _with_run(make_toy_paper(tmp_path), run)
+    assert main(entry, _argv(tmp_path, "--dry-run", "--seeds", "2")) == 0
+    assert capsys.readouterr().out.startswith(
+        "ok: toy on tiny, scale full, variants plain, seeds 0..1"
+    )
+    assert calls == [] and not (tmp_path / "work").exists() and not (tmp_path / "results").exists()
+    assert main(entry, _argv(tmp_path, "--dry-run", "lr=-")) == 2
+    assert "command line: key 'lr'" in capsys.readouterr().err
