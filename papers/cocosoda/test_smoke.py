@@ -21,9 +21,20 @@ METRICS = {"MRR", "R@1", "R@5", "R@10"}
 
 def _argv(tmp: Path, work: str, *extra: str) -> list[str]:
     model = save_tiny_bert(tmp / "bert", WORDS)
-    return ["--scale", "smoke", "--data-root", str(tmp / "data"),
-            "--results-dir", str(tmp / f"results-{work}"), "--work-dir", str(tmp / work),
-            "--device", "cpu", f"model_name_or_path={model}", *extra]  # fmt: skip
+    return [
+        "--scale",
+        "smoke",
+        "--data-root",
+        str(tmp / "data"),
+        "--results-dir",
+        str(tmp / f"results-{work}"),
+        "--work-dir",
+        str(tmp / work),
+        "--device",
+        "cpu",
+        f"model_name_or_path={model}",
+        *extra,
+    ]
 
 
 @pytest.fixture()

@@ -8,8 +8,28 @@ from pathlib import Path
 
 from .data import COSQA_DEV, RUBY_LISTS, RUBY_TEST, RUBY_VALID
 
-WORDS = ("def", "end", "return", "sum", "list", "user", "name", "file", "read", "write",
-         "open", "close", "value", "count", "keyword", "identifier", "the", "a", "of", "get")  # fmt: skip
+WORDS = (
+    "def",
+    "end",
+    "return",
+    "sum",
+    "list",
+    "user",
+    "name",
+    "file",
+    "read",
+    "write",
+    "open",
+    "close",
+    "value",
+    "count",
+    "keyword",
+    "identifier",
+    "the",
+    "a",
+    "of",
+    "get",
+)
 
 
 def _row(rng: random.Random, i: int, split: str) -> dict[str, object]:
@@ -27,8 +47,10 @@ def write_tiny_codesearch(root: Path, test: int = 12, valid: int = 16) -> dict[s
     """Write test/valid jsonl, the four URL lists and cosqa-dev.json; return the paths by
     registered dataset name."""
     rng = random.Random(0)
-    rows = {"test": [_row(rng, i, "test") for i in range(test)],
-            "valid": [_row(rng, i, "valid") for i in range(valid)]}  # fmt: skip
+    rows = {
+        "test": [_row(rng, i, "test") for i in range(test)],
+        "valid": [_row(rng, i, "valid") for i in range(valid)],
+    }
     (root / "codesearch/ruby").mkdir(parents=True, exist_ok=True)
     (root / "codesearch/cosqa").mkdir(parents=True, exist_ok=True)
     for split, rel in (("test", RUBY_TEST), ("valid", RUBY_VALID)):
@@ -46,7 +68,7 @@ def write_tiny_codesearch(root: Path, test: int = 12, valid: int = 16) -> dict[s
             "code_tokens": " ".join(rng.choice(WORDS) for _ in range(8)),
             "docstring_tokens": "",
             "label": i % 3 != 0,
-        }  # fmt: skip
+        }
         for i in range(9)
     ]
     for row in cosqa:
