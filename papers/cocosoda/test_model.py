@@ -111,7 +111,7 @@ def test_momentum_keys_queues_and_gradients(tmp_path: Path) -> None:
     before = next(model.code_key.parameters()).detach().clone()
     online = next(model.encoder.parameters())
     with torch.no_grad():
-        online.add_(1.0)
+        online.add_(torch.randn(online.shape, generator=torch.Generator().manual_seed(0)))
     code = pad_batch(
         [
             tokenizer(s)["input_ids"]
@@ -158,7 +158,7 @@ def _aug(ids, mask, step, is_code, seed=0, p=0.1, types=(7,)):  # type: ignore[n
         mask,
         step,
         is_code=is_code,
-        start=1,
+        start=2,
         special_ids=[0, 2, 3],
         mask_id=4,
         vocab_size=50,
@@ -179,8 +179,8 @@ def test_soft_augmentation_cycle() -> None:
     for is_code in (True, False):
         out = _aug(ids, mask, 4, is_code)
         changed = out != ids
-        assert not changed[:, 0].any() and not changed[:, -5:].any()
-        rate = float(changed[:, 1:-5].double().mean())
+        assert not changed[:, :2].any() and not changed[:, -5:].any()  # prefix, pad
+        rate = float(changed[:, 2:-5].double().mean())
         # P(changed) = p (0.8 + 0.1 * P(random id differs)) ~ 0.089
         assert 0.07 < rate < 0.11, rate
         assert float((out[changed] == 4).double().mean()) > 0.8
