@@ -7,10 +7,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
-from common.runner import RunContext, main
+from common.runner import CHECKPOINT_NAME, RunContext, main
 from common.text import save_tiny_bert
 
 from .__main__ import ENTRY
@@ -81,3 +82,10 @@ def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch
     a = load_records(tiny / "results-straight", "cocosoda")[0].metrics
     b = load_records(tiny / "results-resumed", "cocosoda")[0].metrics
     assert a.test == pytest.approx(b.test) and a.validation == pytest.approx(b.validation)
+    # the last epoch's weights, optimiser and queues, not only the best epoch's encoder
+    last = [
+        torch.load(next((tiny / w).rglob(CHECKPOINT_NAME)), weights_only=False)
+        for w in ("straight", "resumed")
+    ]
+    for key, value in last[0]["model"].items():
+        torch.testing.assert_close(last[1]["model"][key], value, msg=key)
