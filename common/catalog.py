@@ -1405,37 +1405,37 @@ _SPECS = (
         files=(
             DataFile(
                 "codesearch/ruby/cocosoda_codebase.urls.txt",
-                "",
+                "https://raw.githubusercontent.com/DeepSoftwareAnalytics/CoCoSoDa/2f2bf8e/dataset/ruby/codebase.txt",
                 "6d09bf0ef452351415dde0ee97725b1fb983189f2c5bb90bc1ea1f70ef9bb368",
                 740080,
             ),
             DataFile(
                 "codesearch/ruby/cocosoda_test.urls.txt",
-                "",
+                "https://raw.githubusercontent.com/DeepSoftwareAnalytics/CoCoSoDa/2f2bf8e/dataset/ruby/test.txt",
                 "c48697f5648c8b52961504d018e5eba15b33534e10b6c5566855ba407121c766",
                 154323,
             ),
             DataFile(
                 "codesearch/ruby/cocosoda_train.urls.txt",
-                "",
+                "https://raw.githubusercontent.com/DeepSoftwareAnalytics/CoCoSoDa/2f2bf8e/dataset/ruby/train.txt",
                 "88b33cf949945809b99cf6c12c16fe1a6e968ef0523bdce1ed2af22e3a6bdb02",
                 3185622,
             ),
             DataFile(
                 "codesearch/ruby/cocosoda_valid.urls.txt",
-                "",
+                "https://raw.githubusercontent.com/DeepSoftwareAnalytics/CoCoSoDa/2f2bf8e/dataset/ruby/valid.txt",
                 "4587b58c9419e456d89afc9c408eb8c27df998ccd099e767af5195cb97a1f8f6",
                 174684,
             ),
             DataFile(
                 "codesearch/ruby/test.jsonl",
-                "",
+                "https://raw.githubusercontent.com/minimario/CodeXGLUE/8c5df42/Code-Text/code-to-text/dataset/ruby/test.jsonl",
                 "fb0b4bfdf5bcecea6ddcb31f53daf3bfa38f4db73d3ab6e820a20335c5ebd3c2",
                 2905839,
             ),
             DataFile(
                 "codesearch/ruby/valid.jsonl",
-                "",
+                "https://raw.githubusercontent.com/minimario/CodeXGLUE/8c5df42/Code-Text/code-to-text/dataset/ruby/valid.jsonl",
                 "6e74a8e735963b6862a5ae1fc8d713644f4f0f44a60a4c9f1f7ae6e05c06b135",
                 3075143,
             ),
