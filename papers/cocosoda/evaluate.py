@@ -74,7 +74,7 @@ def encode(
 
 
 def retrieval_metrics(
-    queries: Tensor, codes: Tensor, gold: Tensor, top_k: int = TOP_K
+    queries: Tensor, codes: Tensor, gold: Tensor, top_k: int | None = TOP_K
 ) -> dict[str, float]:
     """MRR (gold ranked beyond ``top_k`` counts 0) and R@1/5/10 of normalised vectors."""
     rr = reciprocal_ranks(queries @ codes.T, gold, top_k)

@@ -123,6 +123,12 @@ def soft_augment(
 
 
 class CoCoSoDa(nn.Module):
+    code_queue: Tensor
+    nl_queue: Tensor
+    masked_code_queue: Tensor
+    masked_nl_queue: Tensor
+    queue_ptr: Tensor
+
     def __init__(
         self, encoder: nn.Module, dim: int, queue_size: int, momentum: float, temperature: float,
         use_queue: bool = True,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from common.text import load_encoder, pad_batch, save_tiny_bert
 
@@ -18,7 +19,8 @@ def _unit(n: int, d: int, seed: int) -> torch.Tensor:
     return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
 
 
-def naive_multimodal(code, nl, code_aug, nl_aug, queues, tau, scale):  # type: ignore[no-untyped-def]
+def naive_multimodal(code: Tensor, nl: Tensor, code_aug: Tensor, nl_aug: Tensor,
+                     queues: dict[str, Tensor], tau: float, scale: float) -> float:  # fmt: skip
     """run.py's loss written out: for each of the 4 blocks and each row i, the softmax
     cross-entropy over [in-batch keys, queue] of scale * (a_i . k / tau), gold = key i."""
     blocks = [
@@ -152,7 +154,8 @@ def test_momentum_keys_queues_and_gradients(tmp_path: Path) -> None:
     torch.testing.assert_close(plain.code_queue, start)
 
 
-def _aug(ids, mask, step, is_code, seed=0, p=0.1, types=(7,)):  # type: ignore[no-untyped-def]
+def _aug(ids: Tensor, mask: Tensor, step: int, is_code: bool, seed: int = 0, p: float = 0.1,
+         types: tuple[int, ...] = (7,)) -> Tensor:  # fmt: skip
     return soft_augment(
         ids,
         mask,

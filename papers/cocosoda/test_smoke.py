@@ -11,7 +11,8 @@ import torch
 
 from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
-from common.runner import CHECKPOINT_NAME, RunContext, main
+from common.rundir import CHECKPOINT_NAME
+from common.runner import RunContext, main
 from common.text import save_tiny_bert
 
 from .__main__ import ENTRY

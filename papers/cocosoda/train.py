@@ -70,7 +70,8 @@ def split_valid(valid: list[Pair], holdout: int, seed: int) -> tuple[list[Pair],
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """run.py's groups: no decay for biases and LayerNorm weights; key encoders excluded."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
