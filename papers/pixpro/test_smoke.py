@@ -92,3 +92,14 @@ def test_views_differ_and_stay_in_range() -> None:
     assert v1.shape == v2.shape == (6, 1, 16, 16) and b1.shape == b2.shape == (6, 4)
     assert float(v1.min()) >= 0 and float(v1.max()) <= 1 and not torch.allclose(v1, v2)
     assert bool((b1 >= 0).all()) and bool((b1 <= 1).all())
+
+
+def test_knn_and_linear_probe_on_separable_features() -> None:
+    from .evaluate import knn_top1, linear_top1
+
+    bank = torch.tensor([[1.0, 0.0], [0.9, 0.2], [0.0, 1.0], [0.1, 0.9]])
+    bank_labels = torch.tensor([0, 0, 1, 1])
+    queries = torch.tensor([[1.0, 0.1], [0.2, 1.0], [0.95, 0.0]])
+    assert knn_top1(bank, bank_labels, queries, torch.tensor([0, 1, 0]), 2, k=3) == 100.0
+    assert knn_top1(bank, bank_labels, queries, torch.tensor([1, 0, 1]), 2, k=3) == 0.0
+    assert linear_top1(bank, bank_labels, queries, torch.tensor([0, 1, 0]), 2, steps=100) == 100.0
