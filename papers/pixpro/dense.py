@@ -83,6 +83,7 @@ def dense_probe_miou(
     x, xt = (train_feats - mu) / sd, (test_feats - mu) / sd
     size = train_target.shape[-2:]
     probe = nn.Conv2d(x.shape[1], num_classes, 1)
+    assert probe.bias is not None
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         probe.weight.copy_(torch.randn(probe.weight.shape, generator=gen) * 0.01)
