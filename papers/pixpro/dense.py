@@ -89,7 +89,11 @@ def dense_probe_miou(
         probe.weight.copy_(torch.randn(probe.weight.shape, generator=gen) * 0.01)
         probe.bias.zero_()
     opt = torch.optim.Adam(probe.parameters(), lr=lr)
-    up = lambda z: F.interpolate(probe(z), size=size, mode="bilinear", align_corners=False)  # noqa: E731
+
+    def up(z: Tensor) -> Tensor:
+        logits: Tensor = probe(z)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad()
