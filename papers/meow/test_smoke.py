@@ -140,9 +140,9 @@ def test_a_node_slice_is_the_graph_on_those_nodes(tmp_path: Path) -> None:
     assert np.array_equal(part.target_features, graph.target_features[keep])
     for whole, sliced in zip(graph.metapaths, part.metapaths, strict=True):
         assert np.array_equal(sliced.counts.toarray(), whole.counts.toarray()[np.ix_(keep, keep)])
-    for whole, sliced in zip(graph.contexts, part.contexts, strict=True):
-        assert np.array_equal(sliced.factors[0].toarray(), whole.factors[0].toarray()[keep])
-        assert np.array_equal(sliced.inv_count, whole.inv_count[keep])
+    for context, cut in zip(graph.contexts, part.contexts, strict=True):
+        assert np.array_equal(cut.factors[0].toarray(), context.factors[0].toarray()[keep])
+        assert np.array_equal(cut.inv_count, context.inv_count[keep])
     for r in RATIOS:
         for name, ids in graph.splits[r].items():
             assert np.array_equal(keep[part.splits[r][name]], ids[np.isin(ids, keep)])
