@@ -48,7 +48,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         fail("usage: python -m common.scaffold <new-name> <source-paper>")
     target = fork_paper(argv[0], argv[1], repo_root() / "papers")
-    print(f"created {target}; run it with: nox -s reproduce -- {argv[0]} --scale smoke")
+    print(
+        f"created {target}; run it with: nox -s reproduce -- {argv[0]} --scale smoke "
+        f'--data-root DATA; its tests: nox -s "smoke({argv[0]})"'
+    )
     return 0
 
 

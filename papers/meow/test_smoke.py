@@ -138,11 +138,11 @@ def test_a_node_slice_is_the_graph_on_those_nodes(tmp_path: Path) -> None:
     assert set(graph.splits[20]["train"]) <= set(keep)  # every training node first
     part = subgraph(graph, keep)
     assert np.array_equal(part.target_features, graph.target_features[keep])
-    for path, cut in zip(graph.metapaths, part.metapaths, strict=True):
-        assert np.array_equal(cut.counts.toarray(), path.counts.toarray()[np.ix_(keep, keep)])
-    for context, cut_context in zip(graph.contexts, part.contexts, strict=True):
-        assert np.array_equal(cut_context.factors[0].toarray(), context.factors[0].toarray()[keep])
-        assert np.array_equal(cut_context.inv_count, context.inv_count[keep])
+    for whole, sliced in zip(graph.metapaths, part.metapaths, strict=True):
+        assert np.array_equal(sliced.counts.toarray(), whole.counts.toarray()[np.ix_(keep, keep)])
+    for context, cut in zip(graph.contexts, part.contexts, strict=True):
+        assert np.array_equal(cut.factors[0].toarray(), context.factors[0].toarray()[keep])
+        assert np.array_equal(cut.inv_count, context.inv_count[keep])
     for r in RATIOS:
         for name, ids in graph.splits[r].items():
             assert np.array_equal(keep[part.splits[r][name]], ids[np.isin(ids, keep)])
