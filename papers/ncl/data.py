@@ -108,7 +108,9 @@ def apply_filter(
         # RecBole counts both sides on the same snapshot, then drops both at once, until stable
         user_count = np.bincount(u[keep], minlength=u.max() + 1)
         item_count = np.bincount(i[keep], minlength=i.max() + 1)
-        drop = keep & ((user_count[u] < spec.min_user_inter) | (item_count[i] < spec.min_item_inter))
+        drop = keep & (
+            (user_count[u] < spec.min_user_inter) | (item_count[i] < spec.min_item_inter)
+        )
         if not drop.any():
             break
         keep &= ~drop
@@ -145,8 +147,11 @@ def split_by_user(user: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor, T
         order[position >= valid_end]  # fmt: skip
 
 
+Split = tuple[int, int, Interactions, Interactions, Interactions]
+
+
 def build(users: np.ndarray, items: np.ndarray, ratings: np.ndarray | None, spec: Filter,
-          split_seed: int) -> tuple[int, int, Interactions, Interactions, Interactions]:  # fmt: skip
+          split_seed: int) -> Split:  # fmt: skip
     kept = apply_filter(users, items, ratings, spec)
     if len(kept) == 0:
         raise DataError("no interaction survives the dataset filter")

@@ -1,4 +1,4 @@
-"""NCL's loss terms as small pure functions (RUCAIBox/NCL ``ncl.py``; RecBole's ``BPRLoss``/``EmbLoss``).
+"""NCL's loss terms as small pure functions (RUCAIBox/NCL ``ncl.py``, RecBole's BPR/EmbLoss).
 
 The contrastive terms are written per anchor row, so that a batch can be reduced to its distinct
 users and items, each row weighted by how often it occurs in the batch: the official code sums
@@ -21,7 +21,9 @@ def bpr(pos_scores: Tensor, neg_scores: Tensor, gamma: float = 1e-10) -> Tensor:
 def embedding_norm(*tables: Tensor) -> Tensor:
     """Σ ‖E‖_F over the tables, divided by the batch size: RecBole's ``EmbLoss`` as NCL calls it
     (``require_pow=False``: plain Frobenius norms, not their squares)."""
-    total = sum((torch.linalg.vector_norm(t) for t in tables), torch.zeros((), device=tables[0].device))
+    total = sum(
+        (torch.linalg.vector_norm(t) for t in tables), torch.zeros((), device=tables[0].device)
+    )
     return total / tables[-1].shape[0]
 
 
@@ -33,7 +35,11 @@ def info_nce_rows(anchor: Tensor, positive: Tensor, candidates: Tensor, tau: flo
     them). Computed with logsumexp: the official code exponentiates directly (the same value;
     exp(1/τ) stays finite for the official τ ≥ 0.05).
     """
-    a, p, c = F.normalize(anchor, dim=1), F.normalize(positive, dim=1), F.normalize(candidates, dim=1)
+    a, p, c = (
+        F.normalize(anchor, dim=1),
+        F.normalize(positive, dim=1),
+        F.normalize(candidates, dim=1),
+    )
     return torch.logsumexp(a @ c.T / tau, dim=1) - (a * p).sum(dim=1) / tau
 
 
@@ -44,7 +50,9 @@ def proto_nce_rows(nodes: Tensor, centroids: Tensor, assignment: Tensor, tau: fl
     ``assignment`` holds each row's K-means cluster.
     """
     z = F.normalize(nodes, dim=1)
-    return torch.logsumexp(z @ centroids.T / tau, dim=1) - (z * centroids[assignment]).sum(dim=1) / tau
+    return (
+        torch.logsumexp(z @ centroids.T / tau, dim=1) - (z * centroids[assignment]).sum(dim=1) / tau
+    )
 
 
 def weighted_sum(rows: Tensor, counts: Tensor) -> Tensor:

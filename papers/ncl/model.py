@@ -84,7 +84,9 @@ class NCL(nn.Module):
         self.n_layers, self.hyper_layers = n_layers, hyper_layers
         self.user_embedding = nn.Embedding(n_users, dim)
         self.item_embedding = nn.Embedding(n_items, dim)
-        nn.init.xavier_uniform_(self.user_embedding.weight)  # RecBole's xavier_uniform_initialization
+        nn.init.xavier_uniform_(
+            self.user_embedding.weight
+        )  # RecBole's xavier_uniform_initialization
         nn.init.xavier_uniform_(self.item_embedding.weight)
         self.adjacency = adjacency
 
@@ -147,7 +149,11 @@ def ncl_losses(model: NCL, user: Tensor, pos: Tensor, neg: Tensor, w: LossWeight
     ssl_item = weighted_sum(info_nce_rows(ctx_i[ii], ego_i[ii], ego_i, w.ssl_temp), ic)
     out["ssl"] = w.ssl_reg * (ssl_user + w.alpha * ssl_item)
     if protos is not None:
-        p_user = proto_nce_rows(ego_u[uu], protos.user_centroids, protos.user_cluster[uu], w.ssl_temp)
-        p_item = proto_nce_rows(ego_i[ii], protos.item_centroids, protos.item_cluster[ii], w.ssl_temp)
+        p_user = proto_nce_rows(
+            ego_u[uu], protos.user_centroids, protos.user_cluster[uu], w.ssl_temp
+        )
+        p_item = proto_nce_rows(
+            ego_i[ii], protos.item_centroids, protos.item_cluster[ii], w.ssl_temp
+        )
         out["proto"] = w.proto_reg * (weighted_sum(p_user, uc) + weighted_sum(p_item, ic))
     return out

@@ -97,8 +97,9 @@ def _ours(rb: Any, train: Interactions) -> NCL:
     """Our model on RecBole's ids (its padding id 0 is an isolated node), RecBole's weights."""
     adjacency = normalized_adjacency(train, rb.n_users, rb.n_items)
     ours = NCL(rb.n_users, rb.n_items, adjacency, SETTINGS["embedding_size"])
-    ours.load_state_dict({"user_embedding.weight": rb.user_embedding.weight.detach().clone(),
-                          "item_embedding.weight": rb.item_embedding.weight.detach().clone()})  # fmt: skip
+    with torch.no_grad():
+        ours.user_embedding.weight.copy_(rb.user_embedding.weight)
+        ours.item_embedding.weight.copy_(rb.item_embedding.weight)
     return ours
 
 
@@ -151,8 +152,9 @@ def test_lightgcn_loss_and_gradient_match(official: dict[str, Any]) -> None:
     assert set(parts) == {"bpr", "reg"}
     mine = parts["bpr"] + parts["reg"]
     assert torch.allclose(mine, theirs.reshape(()), **TOLERANCE)
-    (g_mine,), (g_theirs,) = _grads([mine], [ours.item_embedding.weight]), _grads(
-        [theirs], [rb.item_embedding.weight]
+    (g_mine,), (g_theirs,) = (
+        _grads([mine], [ours.item_embedding.weight]),
+        _grads([theirs], [rb.item_embedding.weight]),
     )
     assert (g_mine[0] - g_theirs[0]).abs().max() <= GRAD_TOLERANCE * g_theirs[0].abs().max()
 
@@ -160,15 +162,21 @@ def test_lightgcn_loss_and_gradient_match(official: dict[str, Any]) -> None:
 def test_filter_and_split_sizes_match(official: dict[str, Any]) -> None:
     lines = (official["root"] / "tiny" / "tiny.inter").read_text().splitlines()[1:]
     users, items, ratings = zip(*(line.split("\t")[:3] for line in lines), strict=True)
-    kept = apply_filter(np.asarray(users), np.asarray(items), np.asarray(ratings, float), Filter(3.0))
+    kept = apply_filter(
+        np.asarray(users), np.asarray(items), np.asarray(ratings, float), Filter(3.0)
+    )
     assert len(kept) == len(official["dataset"].inter_feat)
-    per_split = [np.bincount(_pairs(official[s]).user.numpy(), minlength=official["dataset"].user_num)
+    n_users = official["dataset"].user_num
+    per_split = [np.bincount(_pairs(official[s]).user.numpy(), minlength=n_users)
                  for s in ("train", "valid", "test")]  # fmt: skip
     theirs = np.stack(per_split, axis=1)[1:]  # drop the padding user
     assert np.array_equal(split_counts(theirs.sum(axis=1)), theirs)
 
 
-def test_full_ranking_evaluation_matches(official: dict[str, Any]) -> None:
+def test_full_ranking_evaluation_matches(
+    official: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(official["root"])  # RecBole's Trainer writes log_tensorboard/ here
     torch.manual_seed(2)
     rb = RecBoleNCL(official["config"], official["train"].dataset)
     trainer = RecBoleTrainer(official["config"], rb)
@@ -181,7 +189,9 @@ def test_full_ranking_evaluation_matches(official: dict[str, Any]) -> None:
                               (test, [train, valid], official["test"])):  # fmt: skip
         history = Interactions(*(torch.cat([p.user for p in [*seen, padding]]),
                                  torch.cat([p.item for p in [*seen, padding]])))  # fmt: skip
-        mine = evaluate(ours, UserItems(split, n), UserItems(history, n), config, torch.device("cpu"))
+        mine = evaluate(
+            ours, UserItems(split, n), UserItems(history, n), config, torch.device("cpu")
+        )
         theirs = trainer.evaluate(data, load_best_model=False, show_progress=False)
         for key, value in theirs.items():
             metric, k = key.split("@")

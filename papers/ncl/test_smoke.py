@@ -21,7 +21,9 @@ def write_tiny_movielens(root: Path, users: int = 30, items: int = 40) -> None:
     lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
     for user in range(1, users + 1):
         for item in rng.sample(range(1, items + 1), rng.randint(8, 20)):
-            lines.append(f"{user}\t{item}\t{rng.randint(1, 5)}\t{rng.randint(8 * 10**8, 9 * 10**8)}")
+            lines.append(
+                f"{user}\t{item}\t{rng.randint(1, 5)}\t{rng.randint(8 * 10**8, 9 * 10**8)}"
+            )
     (root / REL).parent.mkdir(parents=True, exist_ok=True)
     (root / REL).write_text("\n".join(lines) + "\n")
 

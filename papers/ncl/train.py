@@ -177,8 +177,8 @@ class Trainer:
         self.model.train()
         totals: dict[str, float] = {}
         for user, pos, neg in batches(train, sampler, self.config.batch_size, seed, epoch):
-            parts = ncl_losses(self.model, user.to(self.device), pos.to(self.device),
-                               neg.to(self.device), self.weights, self.contrast, protos)  # fmt: skip
+            user, pos, neg = (t.to(self.device) for t in (user, pos, neg))
+            parts = ncl_losses(self.model, user, pos, neg, self.weights, self.contrast, protos)
             loss = sum(parts.values(), torch.zeros((), device=self.device))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -209,7 +209,9 @@ def fit(config: Config, data: GraphData, ctx: RunContext) -> dict[str, Any]:
         losses = trainer.train_epoch(epoch, data.train, sampler, ctx.seed)
         valid = evaluate(trainer.model, valid_pos, train_hist, config, ctx.device)
         if config.valid_metric not in valid:
-            raise ClreproError(f"valid_metric {config.valid_metric!r} is not one of {sorted(valid)}")
+            raise ClreproError(
+                f"valid_metric {config.valid_metric!r} is not one of {sorted(valid)}"
+            )
         ctx.log_metrics(epoch, {**losses, **valid}, "valid")
         score = valid[config.valid_metric]
         if _improves(progress, score):
@@ -229,10 +231,11 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         torch.set_num_threads(config.threads)
         faiss.omp_set_num_threads(config.threads)
     d = config.data
-    data = load_dataset(ctx.dataset, ctx.data_root,
-                        Filter(d.min_rating, d.min_user_inter, d.min_item_inter), d.split_seed)  # fmt: skip
-    ctx.logger.info("%s: %d users, %d items, %d/%d/%d train/valid/test interactions", ctx.dataset,
-                    data.n_users, data.n_items, len(data.train), len(data.valid), len(data.test))  # fmt: skip
+    spec = Filter(d.min_rating, d.min_user_inter, d.min_item_inter)
+    data = load_dataset(ctx.dataset, ctx.data_root, spec, d.split_seed)
+    sizes = (len(data.train), len(data.valid), len(data.test))
+    ctx.logger.info("%s: %d users, %d items, %d/%d/%d train/valid/test interactions",
+                    ctx.dataset, data.n_users, data.n_items, *sizes)  # fmt: skip
     progress = fit(config, data, ctx)
     model: NCL = progress.pop("model")
     model.load_state_dict(progress["best_model"])
@@ -245,8 +248,9 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         selection_rule=f"best validation {config.valid_metric} (RecBole early stopping, "
         f"stopping_step {config.stopping_step}); test once at epoch {progress['best_epoch']}",
         dataset_files=data.files,
-        training=ctx.training_end(config, progress["stopped"], progress["epoch"] + 1,
-                                  progress["best_epoch"]),  # fmt: skip
+        training=ctx.training_end(
+            config, progress["stopped"], progress["epoch"] + 1, progress["best_epoch"]
+        ),
         deviations=deviations(config, ctx),
     )
 
