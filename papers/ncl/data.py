@@ -12,7 +12,9 @@ training keeps more than one.
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +25,13 @@ from torch import Tensor
 from common.data import checksums, ensure_files
 from common.errors import DataError
 
-# --dataset name -> (registry name, atomic .inter file under the data root)
+# --dataset name -> (registry name, file under the data root): RecBole's atomic .inter file, or
+# GroupLens's ml-1m.zip (its ratings.dat is what RecBole's ml-1m.inter is converted from).
 FILES = {
     "ml-100k": ("movielens-100k", "movielens/ml-100k/ml-100k.inter"),
+    "ml-1m": ("movielens-1m", "movielens/ml-1m.zip"),
 }
+ML1M_RATINGS = "ml-1m/ratings.dat"  # UserID::MovieID::Rating::Timestamp
 SPLIT_RATIOS = (0.8, 0.1, 0.1)
 
 
@@ -84,6 +89,18 @@ def read_atomic_inter(path: Path) -> tuple[list[str], list[str], np.ndarray | No
     if not users:
         raise DataError(f"{path} holds no interactions")
     return users, items, (np.asarray(ratings, dtype=np.float64) if r is not None else None)
+
+
+def read_grouplens_zip(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """User tokens, item tokens and ratings of ``ml-1m/ratings.dat`` inside GroupLens's zip."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(ML1M_RATINGS) as raw:
+            rows = [line.split("::") for line in io.TextIOWrapper(raw, encoding="latin-1")]
+    except (KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not GroupLens's ml-1m.zip with {ML1M_RATINGS}: {exc}") from exc
+    if not rows or any(len(r) != 4 for r in rows):
+        raise DataError(f"{path}:{ML1M_RATINGS}: expected UserID::MovieID::Rating::Timestamp lines")
+    return [r[0] for r in rows], [r[1] for r in rows], np.asarray([r[2] for r in rows], float)
 
 
 def _codes(tokens: np.ndarray) -> np.ndarray:
@@ -168,7 +185,8 @@ def load_dataset(name: str, data_root: Path, spec: Filter, split_seed: int) -> G
         raise DataError(f"no loader for dataset {name!r}; choose from {sorted(FILES)}")
     registry_name, rel = FILES[name]
     files = ensure_files(registry_name, data_root, [rel])
-    users, items, ratings = read_atomic_inter(files[rel])
+    reader = read_grouplens_zip if rel.endswith(".zip") else read_atomic_inter
+    users, items, ratings = reader(files[rel])
     n_users, n_items, train, valid, test = build(
         np.asarray(users), np.asarray(items), ratings, spec, split_seed
     )

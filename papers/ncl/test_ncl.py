@@ -4,12 +4,25 @@ split and filter, negative sampling, ranking masks."""
 from __future__ import annotations
 
 import math
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from .data import Filter, Interactions, apply_filter, split_by_user, split_counts
+from common.data import spec_for_local_files, temporary_dataset
+
+from .data import (
+    FILES,
+    ML1M_RATINGS,
+    Filter,
+    Interactions,
+    apply_filter,
+    load_dataset,
+    split_by_user,
+    split_counts,
+)
 from .losses import bpr, embedding_norm, info_nce_rows, proto_nce_rows, weighted_sum
 from .model import NCL, LossWeights, kmeans, ncl_losses, normalized_adjacency, propagate
 from .train import NegativeSampler, UserItems
@@ -169,3 +182,17 @@ def test_user_items_dense_rows() -> None:
     assert index.users().tolist() == [0, 2]
     dense = index.dense(torch.tensor([2, 1, 0]), n_items=4)
     assert dense.tolist() == [[True, True, False, False], [False] * 4, [False, False, False, True]]
+
+
+def test_ml1m_is_read_from_the_grouplens_zip(tmp_path: Path) -> None:
+    archive = tmp_path / "movielens" / "ml-1m.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr(ML1M_RATINGS, "1::10::5::978300760\n1::20::2::978302109\n"
+                        "2::10::3::978301968\n3::30::4::978300275\n")  # fmt: skip
+    with temporary_dataset(spec_for_local_files("movielens-1m", tmp_path, [FILES["ml-1m"][1]])):
+        data = load_dataset("ml-1m", tmp_path, Filter(min_rating=3), split_seed=0)
+    assert (data.n_users, data.n_items) == (3, 2)  # the rating-2 interaction is dropped
+    pairs = zip(data.train.user.tolist(), data.train.item.tolist(), strict=True)
+    assert sorted(pairs) == [(0, 0), (1, 0), (2, 1)]  # one interaction per user: all in train
+    assert data.files["movielens/ml-1m.zip"].startswith("md5:")

@@ -51,6 +51,7 @@ def test_smoke_both_variants(tiny: Path) -> None:
         assert rec.metrics.test["Recall@10"] > 0  # something is ranked above chance level 0
         assert "NDCG@5" in rec.metrics.validation
         assert rec.dataset_files[REL] and rec.scale == "smoke"
+        assert len(rec.training.curve["valid NDCG@5"]) == rec.training.epochs
 
 
 def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:

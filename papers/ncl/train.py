@@ -176,7 +176,9 @@ class Trainer:
         protos = self.protos if epoch >= self.config.warm_up_step else None
         self.model.train()
         totals: dict[str, float] = {}
+        n_batches = 0
         for user, pos, neg in batches(train, sampler, self.config.batch_size, seed, epoch):
+            n_batches += 1
             user, pos, neg = (t.to(self.device) for t in (user, pos, neg))
             parts = ncl_losses(self.model, user, pos, neg, self.weights, self.contrast, protos)
             loss = sum(parts.values(), torch.zeros((), device=self.device))
@@ -185,7 +187,7 @@ class Trainer:
             self.optimizer.step()
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + float(value.detach())
-        return totals
+        return {key: total / n_batches for key, total in totals.items()}  # means over batches
 
 
 def _improves(progress: dict[str, Any], score: float) -> bool:
@@ -213,6 +215,9 @@ def fit(config: Config, data: GraphData, ctx: RunContext) -> dict[str, Any]:
                 f"valid_metric {config.valid_metric!r} is not one of {sorted(valid)}"
             )
         ctx.log_metrics(epoch, {**losses, **valid}, "valid")
+        curve = progress.setdefault("curve", {})
+        curve.setdefault(f"valid {config.valid_metric}", []).append(valid[config.valid_metric])
+        curve.setdefault("train loss", []).append(sum(losses.values()))
         score = valid[config.valid_metric]
         if _improves(progress, score):
             progress.update(best_score=score, best_epoch=epoch, best_valid=valid, bad_epochs=0,
@@ -249,7 +254,11 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         f"stopping_step {config.stopping_step}); test once at epoch {progress['best_epoch']}",
         dataset_files=data.files,
         training=ctx.training_end(
-            config, progress["stopped"], progress["epoch"] + 1, progress["best_epoch"]
+            config,
+            progress["stopped"],
+            progress["epoch"] + 1,
+            progress["best_epoch"],
+            curve=progress.get("curve"),
         ),
         deviations=deviations(config, ctx),
     )
