@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.data import spec_for_local_files, temporary_dataset
+from common.data import get_dataset, spec_for_local_files, temporary_dataset
 
 from .data import (
     FILES,
@@ -194,4 +194,6 @@ def test_ml1m_is_read_from_the_grouplens_zip(tmp_path: Path) -> None:
     assert (data.n_users, data.n_items) == (3, 2)  # the rating-2 interaction is dropped
     pairs = zip(data.train.user.tolist(), data.train.item.tolist(), strict=True)
     assert sorted(pairs) == [(0, 0), (1, 0), (2, 1)]  # one interaction per user: all in train
-    assert data.files["movielens/ml-1m.zip"].startswith("md5:")
+    assert data.files["movielens/ml-1m.zip"]  # the verified checksum, for the run record
+    official = get_dataset("movielens-1m").file(FILES["ml-1m"][1])  # outside the block again
+    assert official.url.startswith("https://files.grouplens.org/") and len(official.md5) == 32
