@@ -96,10 +96,12 @@ def main() -> None:
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     _cpu_kmeans()
+    data_root = os.path.abspath(args.data_root)
+    os.chdir(tempfile.mkdtemp())  # RecBole's Trainer writes log_tensorboard/ into the cwd
     print(f"threads={args.threads} load average={os.getloadavg()[0]:.2f}")
     for name, model_class, trainer_class in (("ncl", NCL, NCLTrainer),
                                              ("lightgcn", LightGCN, Trainer)):  # fmt: skip
-        t = time_model(model_class, trainer_class, args.data_root, args.epochs, args.threads)
+        t = time_model(model_class, trainer_class, data_root, args.epochs, args.threads)
         print(f"RecBole {name}: {t['epoch']:.2f} s/epoch (cpu {t['epoch_cpu']:.2f}), full "
               f"validation {t['eval']:.3f} s (cpu {t['eval_cpu']:.3f})", flush=True)  # fmt: skip
 
