@@ -19,8 +19,6 @@ from torch import Tensor, nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import coalesce, to_torch_csr_tensor
 
-from common.errors import ClreproError
-
 from .data import Interactions
 from .losses import bpr, embedding_norm, info_nce_rows, proto_nce_rows, weighted_sum
 
@@ -66,8 +64,6 @@ class Prototypes:
 def kmeans(x: Tensor, k: int, seed: int = 1234, niter: int = 25) -> tuple[Tensor, Tensor]:
     """faiss K-means as the official ``run_kmeans`` (faiss's defaults: 25 iterations, seed 1234);
     centroids L2-normalised afterwards, clusters from the raw centroids' nearest neighbour."""
-    if k > len(x):
-        raise ClreproError(f"num_clusters={k} exceeds the {len(x)} nodes to cluster; lower it")
     points = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
     model = faiss.Kmeans(d=points.shape[1], k=k, niter=niter, seed=seed, gpu=False)
     model.train(points)

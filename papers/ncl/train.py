@@ -147,6 +147,12 @@ class Trainer:
         self.weights = LossWeights(config.reg_weight, config.ssl_temp, config.ssl_reg,
                                    config.alpha, config.proto_reg)  # fmt: skip
         self.protos: Prototypes | None = None
+        fewest = min(data.n_users, data.n_items)
+        if self.contrast and config.num_clusters > fewest:  # fail now, not at the first E-step
+            raise ClreproError(
+                f"num_clusters={config.num_clusters} exceeds the {fewest} users or items to "
+                "cluster; lower it (configs/reduced.yaml scales it to the data)"
+            )
 
     @property
     def contrast(self) -> bool:
