@@ -1,10 +1,11 @@
-"""Sessions: tests, smoke(<paper>), reproduce, results, lint, new.
+"""Sessions: tests, smoke(<paper>), equivalence, reproduce, results, lint, new.
 
 nox -s tests                               # common's unit tests + every paper's smoke test
 nox -s "smoke(mclrec)"                     # one paper, in its own environment only
 nox -s reproduce -- mclrec --dataset beauty --scale reduced --seeds 3 --data-root DIR
                                            # (runs in the paper's environment: reproduce_in(<env>))
 nox -s results                             # regenerate results/README.md and the plots
+nox -s equivalence                         # NCL against RecBole 1.2.1 (optional environment)
 nox -s lint                                # ruff, and mypy (strict) on common, papers, tests
 nox -s new -- myidea --from mclrec         # fork a paper folder under a new name
 """
@@ -65,6 +66,15 @@ def smoke(session: nox.Session, paper: str) -> None:
     """One paper's smoke test, in the environment that paper declares and nothing else."""
     _install(session, PAPERS[paper].environment)
     session.run("pytest", "-q", f"papers/{paper}", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def equivalence(session: nox.Session) -> None:
+    """Our NCL against RecBole 1.2.1's, in the optional environments/recbole.txt."""
+    _install(session, "recbole")
+    session.install("--no-deps", "setuptools==69.5.1")  # RecBole needs < 70; torch's pin says no
+    env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    session.run("pytest", "-q", "papers/ncl/test_official.py", *session.posargs, env=env)
 
 
 @nox.session(python=False)

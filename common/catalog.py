@@ -1282,6 +1282,22 @@ _SPECS = (
         ),
     ),
     DatasetSpec(
+        name="movielens-1m",
+        licence="MovieLens terms (GroupLens)",
+        citation="Harper & Konstan, TiiS 2015",
+        homepage="https://grouplens.org/datasets/movielens/1m/",
+        notes="GroupLens publishes only the md5 (ml-1m.zip.md5); ratings.dat is read from the verified zip",
+        files=(
+            DataFile(
+                "movielens/ml-1m.zip",
+                "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+                "",
+                None,
+                md5="c4d9eecfca2ab87c1945afe126590906",
+            ),
+        ),
+    ),
+    DatasetSpec(
         name="movielens-100k",
         licence="MovieLens terms (GroupLens); RecBole MIT",
         citation="Harper & Konstan, TiiS 2015",

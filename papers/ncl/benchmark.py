@@ -1,0 +1,122 @@
+"""Seconds per training epoch and per full evaluation (ours), and the propagation choice.
+
+    python -m papers.ncl.benchmark --data-root DATA [--epochs 3] [--threads 1] [--repeats 30]
+
+Prints, for ml-100k with the reduced recipe's model but K-means every epoch and the prototype
+term from the first epoch (``m_step 1``, ``warm_up_step 0``: the official per-epoch work, so that
+``benchmark_official.py`` times the same thing): training seconds per epoch (E-step included) and
+seconds per full validation ranking, for NCL and LightGCN, wall and process CPU time (the fairer
+number on a shared machine). Then the 3-layer propagation forward + backward on the ml-100k
+training graph: our symmetric CSR product, ``torch.sparse.mm`` with autograd, and
+torch_geometric's ``LGConv`` on an edge list and on the CSR matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import torch
+from torch import Tensor
+from torch_geometric.nn import LGConv
+
+from .data import Filter, load_dataset
+from .model import normalized_adjacency, propagate
+from .train import Config, NegativeSampler, Trainer, UserItems, evaluate
+
+Clock = tuple[float, float]
+
+
+def _clocks() -> Clock:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: Clock) -> Clock:
+    wall, cpu = _clocks()
+    return wall - start[0], cpu - start[1]
+
+
+def time_variant(variant: str, data_root: Path, epochs: int) -> dict[str, float]:
+    data = load_dataset("ml-100k", data_root, Filter(3.0), 2020)
+    config = Config(variant=variant, num_clusters=156, m_step=1, warm_up_step=0)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    trainer = Trainer(config, data, torch.device("cpu"))
+    sampler = NegativeSampler(data.train, data.n_items)
+    trainer.train_epoch(0, data.train, sampler, 0)  # warm-up
+    start = _clocks()
+    for epoch in range(1, epochs + 1):
+        trainer.train_epoch(epoch, data.train, sampler, 0)
+    wall, cpu = _since(start)
+    valid, history = UserItems(data.valid, data.n_users), UserItems(data.train, data.n_users)
+    evaluate(trainer.model, valid, history, config, torch.device("cpu"))  # warm-up
+    start = _clocks()
+    evaluate(trainer.model, valid, history, config, torch.device("cpu"))
+    eval_wall, eval_cpu = _since(start)
+    return {"epoch": wall / epochs, "epoch_cpu": cpu / epochs, "eval": eval_wall,
+            "eval_cpu": eval_cpu}  # fmt: skip
+
+
+def _propagators(adjacency: Tensor) -> dict[str, Callable[[Tensor], Tensor]]:
+    coo = adjacency.to_sparse_coo().coalesce()
+    edge_index, edge_weight = coo.indices(), coo.values()
+    conv = LGConv(normalize=False)
+    return {
+        "symmetric CSR product (ours)": lambda x: propagate(adjacency, x),
+        "torch.sparse.mm (CSR, autograd)": lambda x: torch.sparse.mm(adjacency, x),
+        "torch.sparse.mm (COO, autograd; as RecBole)": lambda x: torch.sparse.mm(coo, x),
+        "LGConv, edge_index + edge_weight": lambda x: conv(x, edge_index, edge_weight),
+        "LGConv, CSR adjacency": lambda x: conv(x, adjacency),
+    }
+
+
+def time_propagation(data_root: Path, repeats: int) -> dict[str, float]:
+    """CPU milliseconds per 3-layer forward + backward on the ml-100k training graph, d = 64."""
+    data = load_dataset("ml-100k", data_root, Filter(3.0), 2020)
+    adjacency = normalized_adjacency(data.train, data.n_users, data.n_items)
+    x = torch.randn(data.n_users + data.n_items, 64, requires_grad=True)
+    weights = torch.randn_like(x)
+    out = {}
+    for name, step in _propagators(adjacency).items():
+        for _ in range(3):  # warm-up
+            _layers(step, x, weights)
+        start = time.process_time()
+        for _ in range(repeats):
+            _layers(step, x, weights)
+        out[name] = (time.process_time() - start) / repeats * 1000
+    return out
+
+
+def _layers(step: Callable[[Tensor], Tensor], x: Tensor, weights: Tensor) -> None:
+    x.grad = None
+    h, total = x, torch.zeros(())
+    for _ in range(3):
+        h = step(h)
+        total = total + (h * weights).sum()
+    total.backward()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    print(f"threads={args.threads} load average={os.getloadavg()[0]:.2f}")
+    root = Path(args.data_root)
+    for variant in ("ncl", "lightgcn"):
+        t = time_variant(variant, root, args.epochs)
+        print(f"{variant}: {t['epoch']:.2f} s/epoch (cpu {t['epoch_cpu']:.2f}), full validation "
+              f"{t['eval']:.3f} s (cpu {t['eval_cpu']:.3f})", flush=True)  # fmt: skip
+    for name, ms in time_propagation(root, args.repeats).items():
+        print(f"propagation, {name}: {ms:.1f} ms cpu per 3-layer forward+backward", flush=True)
+
+
+if __name__ == "__main__":
+    main()

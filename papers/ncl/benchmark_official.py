@@ -1,0 +1,110 @@
+"""Time RecBole 1.2.1's NCL and LightGCN (the official model) the way ``benchmark.py`` times ours.
+
+    OMP_NUM_THREADS=1 RECBOLE_PYTHON papers/ncl/benchmark_official.py --data-root DATA \\
+        [--epochs 3] [--threads 1]
+
+Run it by its path with the Python of the equivalence environment (``environments/recbole.txt``);
+it imports nothing from this repository. DATA is the data root holding
+``movielens/ml-100k/ml-100k.inter`` (RecBole's atomic files). The config is the official one
+(RUCAIBox/NCL ``properties/overall.yaml`` + ``NCL.yaml`` + ml-1m's rating >= 3) with
+``benchmark.py``'s changes: 156 clusters, K-means every epoch and the prototype term from the
+first epoch. Timed: ``model.e_step()`` + ``NCLTrainer._train_epoch`` per epoch (what its ``fit``
+does per epoch, without validation), after one warm-up epoch; then one ``Trainer.evaluate`` of
+the validation set (full ranking) with the cached embeddings cleared, after one warm-up. faiss's
+``gpu=True`` is switched off (faiss-cpu), as the equivalence test does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import faiss
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.model.general_recommender import NCL, LightGCN
+from recbole.trainer import NCLTrainer, Trainer
+from recbole.utils import init_seed
+
+SETTINGS = {
+    "embedding_size": 64, "n_layers": 3, "reg_weight": 1e-4, "ssl_temp": 0.1, "ssl_reg": 1e-7,
+    "hyper_layers": 1, "alpha": 1.0, "proto_reg": 8e-8, "num_clusters": 156, "m_step": 1,
+    "warm_up_step": 0, "train_batch_size": 4096, "eval_batch_size": 4096000,
+    "metrics": ["Recall", "NDCG"], "topk": [10, 20, 50], "valid_metric": "NDCG@10",
+    "load_col": {"inter": ["user_id", "item_id", "rating"]},
+    "val_interval": {"rating": "[3,inf)"}, "use_gpu": False, "device": "cpu",
+    "show_progress": False, "state": "ERROR",
+}  # fmt: skip
+
+
+def _cpu_kmeans() -> None:
+    original = faiss.Kmeans
+
+    def kmeans(*args: object, **kwargs: object) -> object:
+        kwargs["gpu"] = False
+        return original(*args, **kwargs)
+
+    faiss.Kmeans = kmeans
+
+
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def time_model(model_class: type, trainer_class: type, data_root: str, epochs: int,
+               threads: int) -> dict[str, float]:  # fmt: skip
+    options = {**SETTINGS, "data_path": os.path.join(data_root, "movielens"),
+               "checkpoint_dir": tempfile.mkdtemp()}  # fmt: skip
+    argv, sys.argv = sys.argv, sys.argv[:1]  # RecBole parses --key=value from the command line
+    try:
+        config = Config(model=model_class, dataset="ml-100k", config_dict=options)
+    finally:
+        sys.argv = argv
+    init_seed(config["seed"], config["reproducibility"])
+    torch.set_num_threads(threads)
+    dataset = create_dataset(config)
+    train, valid, _ = data_preparation(config, dataset)
+    model = model_class(config, train.dataset)
+    trainer = trainer_class(config, model)
+    clustering = hasattr(model, "e_step")
+    for epoch in range(epochs + 1):  # the first epoch is a warm-up
+        if epoch == 1:
+            start = _clocks()
+        if clustering:
+            model.e_step()
+        trainer._train_epoch(train, epoch, show_progress=False)
+    wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
+    timings = []
+    for _ in range(2):  # warm-up, then timed
+        model.restore_user_e = model.restore_item_e = None
+        begin = _clocks()
+        trainer.evaluate(valid, load_best_model=False, show_progress=False)
+        timings.append((time.perf_counter() - begin[0], time.process_time() - begin[1]))
+    return {"epoch": wall / epochs, "epoch_cpu": cpu / epochs, "eval": timings[-1][0],
+            "eval_cpu": timings[-1][1]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(args.threads)
+    _cpu_kmeans()
+    data_root = os.path.abspath(args.data_root)
+    os.chdir(tempfile.mkdtemp())  # RecBole's Trainer writes log_tensorboard/ into the cwd
+    print(f"threads={args.threads} load average={os.getloadavg()[0]:.2f}")
+    for name, model_class, trainer_class in (("ncl", NCL, NCLTrainer),
+                                             ("lightgcn", LightGCN, Trainer)):  # fmt: skip
+        t = time_model(model_class, trainer_class, data_root, args.epochs, args.threads)
+        print(f"RecBole {name}: {t['epoch']:.2f} s/epoch (cpu {t['epoch_cpu']:.2f}), full "
+              f"validation {t['eval']:.3f} s (cpu {t['eval_cpu']:.3f})", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
