@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 import faiss
 import torch
@@ -44,11 +45,11 @@ SETTINGS = {
 def _cpu_kmeans() -> None:
     original = faiss.Kmeans
 
-    def kmeans(*args: object, **kwargs: object) -> object:
+    def kmeans(*args: Any, **kwargs: Any) -> Any:
         kwargs["gpu"] = False
         return original(*args, **kwargs)
 
-    faiss.Kmeans = kmeans
+    faiss.Kmeans = kmeans  # type: ignore[misc,assignment]
 
 
 def _clocks() -> tuple[float, float]:

@@ -31,7 +31,8 @@ def normalized_adjacency(train: Interactions, n_users: int, n_items: int) -> Ten
                      num_nodes=n)  # fmt: skip
     # Deviation (float-level): the official code adds 1e-7 to every degree before the −½ power.
     edges, weight = gcn_norm(edges, None, n, add_self_loops=False)
-    return to_torch_csr_tensor(edges, weight, size=(n, n))
+    adjacency: Tensor = to_torch_csr_tensor(edges, weight, size=(n, n))
+    return adjacency
 
 
 class _SymmetricSpmm(torch.autograd.Function):
@@ -48,7 +49,8 @@ class _SymmetricSpmm(torch.autograd.Function):
 
 
 def propagate(adjacency: Tensor, x: Tensor) -> Tensor:
-    return _SymmetricSpmm.apply(adjacency, x)  # type: ignore[no-any-return]
+    out: Tensor = _SymmetricSpmm.apply(adjacency, x)  # type: ignore[no-untyped-call]
+    return out
 
 
 @dataclass(frozen=True)

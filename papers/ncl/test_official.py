@@ -33,10 +33,12 @@ from .model import NCL, LossWeights, ncl_losses, normalized_adjacency  # noqa: E
 from .train import Config, UserItems, evaluate  # noqa: E402
 
 # Test weights far above the recipe's (1e-7, 8e-8) so that every term's gradient is visible.
-SETTINGS = {"embedding_size": 8, "n_layers": 3, "hyper_layers": 1, "reg_weight": 1e-4,
-            "ssl_temp": 0.1, "ssl_reg": 0.3, "alpha": 1.5, "proto_reg": 0.2, "num_clusters": 4,
-            "m_step": 1, "warm_up_step": 0}  # fmt: skip
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-7}
+SETTINGS: dict[str, Any] = {
+    "embedding_size": 8, "n_layers": 3, "hyper_layers": 1, "reg_weight": 1e-4, "ssl_temp": 0.1,
+    "ssl_reg": 0.3, "alpha": 1.5, "proto_reg": 0.2, "num_clusters": 4, "m_step": 1,
+    "warm_up_step": 0,
+}  # fmt: skip
+RTOL, ATOL = 1e-5, 1e-7
 GRAD_TOLERANCE = 1e-5  # largest |difference| relative to the largest |gradient| (float32 sums)
 
 
@@ -122,8 +124,8 @@ def test_graph_kmeans_losses_and_gradients_match(official: dict[str, Any], cpu_f
     protos = ours.prototypes(SETTINGS["num_clusters"])
     assert torch.equal(protos.user_cluster, rb.user_2cluster)
     assert torch.equal(protos.item_cluster, rb.item_2cluster)
-    assert torch.allclose(protos.user_centroids, rb.user_centroids, **TOLERANCE)
-    assert torch.allclose(protos.item_centroids, rb.item_centroids, **TOLERANCE)
+    assert torch.allclose(protos.user_centroids, rb.user_centroids, rtol=RTOL, atol=ATOL)
+    assert torch.allclose(protos.item_centroids, rb.item_centroids, rtol=RTOL, atol=ATOL)
 
     batch = next(iter(official["train"]))
     user, pos, neg = batch["user_id"], batch["item_id"], batch["neg_item_id"]
@@ -131,7 +133,7 @@ def test_graph_kmeans_losses_and_gradients_match(official: dict[str, Any], cpu_f
     parts = ncl_losses(ours, user, pos, neg, _weights(), True, protos)
     mine = [parts["bpr"] + parts["reg"], parts["ssl"], parts["proto"]]
     for a, b in zip(mine, theirs, strict=True):
-        assert torch.allclose(a, b.reshape(()), **TOLERANCE), (a, b)
+        assert torch.allclose(a, b.reshape(()), rtol=RTOL, atol=ATOL), (a, b)
     their_params = [rb.user_embedding.weight, rb.item_embedding.weight]
     my_params = [ours.user_embedding.weight, ours.item_embedding.weight]
     for g_mine, g_theirs in zip(_grads(mine, my_params), _grads(theirs, their_params), strict=True):
@@ -151,7 +153,7 @@ def test_lightgcn_loss_and_gradient_match(official: dict[str, Any]) -> None:
                        _weights(), False, None)  # fmt: skip
     assert set(parts) == {"bpr", "reg"}
     mine = parts["bpr"] + parts["reg"]
-    assert torch.allclose(mine, theirs.reshape(()), **TOLERANCE)
+    assert torch.allclose(mine, theirs.reshape(()), rtol=RTOL, atol=ATOL)
     (g_mine,), (g_theirs,) = (
         _grads([mine], [ours.item_embedding.weight]),
         _grads([theirs], [rb.item_embedding.weight]),

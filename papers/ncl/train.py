@@ -115,7 +115,8 @@ class NegativeSampler:
     def _seen(self, user: Tensor, item: Tensor) -> Tensor:
         key = user * self.n_items + item
         pos = torch.searchsorted(self.keys, key).clamp(max=len(self.keys) - 1)
-        return self.keys[pos] == key
+        seen: Tensor = self.keys[pos] == key
+        return seen
 
     def sample(self, user: Tensor, gen: torch.Generator) -> Tensor:
         item = torch.randint(self.n_items, (len(user),), generator=gen)
@@ -197,7 +198,7 @@ class Trainer:
 
 
 def _improves(progress: dict[str, Any], score: float) -> bool:
-    return score >= progress["best_score"]  # RecBole: ties count as improvements
+    return bool(score >= progress["best_score"])  # RecBole: ties count as improvements
 
 
 def fit(config: Config, data: GraphData, ctx: RunContext) -> dict[str, Any]:
