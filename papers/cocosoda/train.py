@@ -40,7 +40,7 @@ class Config(StrictModel):
         "train", description="train: the official train.jsonl; valid: Ruby valid minus holdout"
     )
     holdout: int = Field(200, ge=2, description="valid pairs held out for model selection")
-    split_seed: int = Field(0, description="fixed permutation choosing the held-out slice")
+    split_seed: int = Field(0, ge=0, description="fixed permutation choosing the held-out slice")
     code_length: int = Field(256, ge=8)
     nl_length: int = Field(128, ge=8)
     batch_size: int = Field(128, ge=2)

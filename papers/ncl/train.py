@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import faiss
 import torch
+from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor
 
 from common.config import StrictModel
@@ -33,34 +34,47 @@ from .model import NCL, LossWeights, Prototypes, ncl_losses, normalized_adjacenc
 
 
 class DataConfig(StrictModel):
-    min_rating: float | None = 3.0  # NCL's ml-1m/yelp/amazon-books val_interval rating [3,inf)
-    min_user_inter: int = 0
-    min_item_inter: int = 0
-    split_seed: int = 2020  # RecBole's default seed: one fixed 8:1:1 split for every run
+    min_rating: float | None = Field(
+        3.0, ge=0
+    )  # NCL's ml-1m/yelp/amazon-books val_interval rating [3,inf)
+    min_user_inter: int = Field(0, ge=0)
+    min_item_inter: int = Field(0, ge=0)
+    split_seed: int = Field(
+        2020, ge=0
+    )  # RecBole's default seed: one fixed 8:1:1 split for every run
 
 
 class Config(StrictModel):
     variant: Literal["ncl", "lightgcn"]
     data: DataConfig = DataConfig()
-    embedding_size: int = 64
-    n_layers: int = 3
-    hyper_layers: int = 1
-    reg_weight: float = 1e-4
-    ssl_temp: float = 0.1
-    ssl_reg: float = 1e-7
-    alpha: float = 1.0
-    proto_reg: float = 8e-8
-    num_clusters: int = 1000
-    m_step: int = 1
-    warm_up_step: int = 20
-    lr: float = 1e-3
-    batch_size: int = 4096
-    epochs: int = 300
-    stopping_step: int = 10
-    valid_metric: str = "NDCG@10"
+    embedding_size: int = Field(64, gt=0)
+    n_layers: int = Field(3, gt=0)
+    hyper_layers: int = Field(1, gt=0)
+    reg_weight: float = Field(1e-4, ge=0)
+    ssl_temp: float = Field(0.1, gt=0)
+    ssl_reg: float = Field(1e-7, ge=0)
+    alpha: float = Field(1.0, ge=0)
+    proto_reg: float = Field(8e-8, ge=0)
+    num_clusters: int = Field(1000, gt=0)
+    m_step: int = Field(1, gt=0)
+    warm_up_step: int = Field(20, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(4096, gt=0)
+    epochs: int = Field(300, gt=0)
+    stopping_step: int = Field(10, gt=0)
     topk: tuple[int, ...] = (10, 20, 50)
-    eval_batch_size: int = 4096  # users per ranking batch
-    threads: int | None = None
+    valid_metric: str = "NDCG@10"  # after topk: its check reads the cutoffs
+
+    @field_validator("valid_metric")
+    @classmethod
+    def _metric_is_evaluated(cls, value: str, info: ValidationInfo) -> str:
+        allowed = [f"{m}@{k}" for m in ("Recall", "NDCG") for k in info.data.get("topk", ())]
+        if value not in allowed:
+            raise ValueError(f"not one of the evaluated metrics {allowed}")
+        return value
+
+    eval_batch_size: int = Field(4096, gt=0)  # users per ranking batch
+    threads: int | None = Field(None, gt=0)
 
 
 class UserItems:

@@ -14,6 +14,7 @@ import math
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 
 from common.config import StrictModel
 from common.errors import ClreproError
@@ -33,33 +34,33 @@ MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST pixel statistics (training split)
 class Config(StrictModel):
     variant: Literal["pixpro", "pixpro-ins", "byol", "simclr"]
     backbone: Literal["small", "resnet50"] = "small"
-    width: int = 16
-    proj_hidden: int = 4096
-    proj_out: int = 256
-    gamma: float = 2.0  # the sharpness exponent of the propagation weights
+    width: int = Field(16, gt=0)
+    proj_hidden: int = Field(4096, gt=0)
+    proj_out: int = Field(256, gt=0)
+    gamma: float = Field(2.0, gt=0)  # the sharpness exponent of the propagation weights
     transform_layers: Literal[0, 1, 2] = 1  # g: identity, one 1x1 conv, or a 2-layer MLP
-    pos_threshold: float = 0.7  # T, relative to the larger bin diagonal
-    momentum: float = 0.99  # EMA coefficient at the start (cosine to 1)
-    ins_weight: float = 1.0  # the instance branch's weight in pixpro-ins
-    temperature: float = 0.1  # SimCLR's NT-Xent
-    image_size: int = 224
-    crop_min: float = 0.08
-    batch_size: int = 1024
-    epochs: int = 100
-    patience: int | None = None  # None: train all epochs (the paper's fixed schedule)
+    pos_threshold: float = Field(0.7, gt=0)  # T, relative to the larger bin diagonal
+    momentum: float = Field(0.99, ge=0, le=1)  # EMA coefficient at the start (cosine to 1)
+    ins_weight: float = Field(1.0, ge=0)  # the instance branch's weight in pixpro-ins
+    temperature: float = Field(0.1, gt=0)  # SimCLR's NT-Xent
+    image_size: int = Field(224, gt=0)
+    crop_min: float = Field(0.08, gt=0, le=1)
+    batch_size: int = Field(1024, gt=1)
+    epochs: int = Field(100, gt=0)
+    patience: int | None = Field(None, gt=0)  # None: train all epochs (the paper's fixed schedule)
     optimizer: Literal["lars", "adam"] = "lars"
-    lr: float = 1.0  # lars: base rate, scaled by batch_size / 256
-    weight_decay: float = 1e-5
-    warmup_epochs: int = 5
-    train_size: int | None = None
-    test_size: int | None = None
-    valid_fraction: float = 0.1
-    knn_k: int = 200
-    probe_steps: int = 300
-    dense_train: int = 1000  # canvases for the dense probe (from training items)
-    dense_test: int = 500  # canvases for the dense score (from test items)
-    dense_steps: int = 200
-    threads: int | None = None
+    lr: float = Field(1.0, gt=0)  # lars: base rate, scaled by batch_size / 256
+    weight_decay: float = Field(1e-5, ge=0)
+    warmup_epochs: int = Field(5, ge=0)
+    train_size: int | None = Field(None, gt=0)
+    test_size: int | None = Field(None, gt=0)
+    valid_fraction: float = Field(0.1, gt=0, lt=1)
+    knn_k: int = Field(200, gt=0)
+    probe_steps: int = Field(300, gt=0)
+    dense_train: int = Field(1000, gt=0)  # canvases for the dense probe (from training items)
+    dense_test: int = Field(500, gt=0)  # canvases for the dense score (from test items)
+    dense_steps: int = Field(200, gt=0)
+    threads: int | None = Field(None, gt=0)
 
 
 def build(config: Config) -> Pretrainer:
