@@ -18,6 +18,8 @@ from common.text import save_tiny_bert
 from .__main__ import ENTRY
 from .testdata import WORDS, write_tiny_codesearch
 
+PAPER = ENTRY.folder.name  # records are filed under the folder's name (a fork has its own)
+
 METRICS = {"MRR", "R@1", "R@5", "R@10"}
 
 
@@ -52,7 +54,7 @@ def tiny(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_smoke_all_variants(tiny: Path) -> None:
     assert main(ENTRY, _argv(tiny, "w")) == 0
-    records = load_records(tiny / "results-w", "cocosoda")
+    records = load_records(tiny / "results-w", PAPER)
     assert sorted(r.variant for r in records) == sorted(
         ["zero-shot", "base", "cocosoda", "cocosoda-no-soda", "cocosoda-no-queue"]
     )
@@ -81,8 +83,8 @@ def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch
     )  # Ctrl-C: one line naming the checkpoint, exit status 130
     monkeypatch.setattr(RunContext, "save_checkpoint", original)
     assert main(ENTRY, _argv(tiny, "resumed", "--variants", "cocosoda", "--resume")) == 0
-    a = load_records(tiny / "results-straight", "cocosoda")[0].metrics
-    b = load_records(tiny / "results-resumed", "cocosoda")[0].metrics
+    a = load_records(tiny / "results-straight", PAPER)[0].metrics
+    b = load_records(tiny / "results-resumed", PAPER)[0].metrics
     assert a.test == pytest.approx(b.test) and a.validation == pytest.approx(b.validation)
     # the last epoch's weights, optimiser and queues, not only the best epoch's encoder
     last = [

@@ -13,6 +13,8 @@ from common.runner import RunContext, main
 
 from .__main__ import ENTRY
 
+PAPER = ENTRY.folder.name  # records are filed under the folder's name (a fork has its own)
+
 REL = "movielens/ml-100k/ml-100k.inter"
 
 
@@ -43,7 +45,7 @@ def tiny(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_smoke_both_variants(tiny: Path) -> None:
     assert main(ENTRY, _argv(tiny, "w")) == 0
-    records = load_records(tiny / "results", "ncl")
+    records = load_records(tiny / "results", PAPER)
     assert sorted(r.variant for r in records) == ["lightgcn", "ncl"]
     for rec in records:
         assert set(rec.metrics.test) == {"Recall@5", "Recall@10", "NDCG@5", "NDCG@10"}
@@ -71,7 +73,7 @@ def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch
     )  # Ctrl-C: one line naming the checkpoint, exit status 130
     monkeypatch.setattr(RunContext, "save_checkpoint", original)
     assert main(ENTRY, _argv(tiny, "crashed", "--variants", "ncl", "--resume")) == 0
-    straight, resumed = sorted(load_records(tiny / "results", "ncl"), key=lambda r: r.resumed)
+    straight, resumed = sorted(load_records(tiny / "results", PAPER), key=lambda r: r.resumed)
     assert resumed.resumed and not straight.resumed
     assert resumed.metrics.test == straight.metrics.test
     assert resumed.metrics.validation == straight.metrics.validation

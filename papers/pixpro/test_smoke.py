@@ -18,6 +18,8 @@ from .augment import byol_views
 from .data import FILES, read_idx
 from .dense import compose_canvases, dense_probe_miou, mean_iou
 
+PAPER = ENTRY.folder.name  # records are filed under the folder's name (a fork has its own)
+
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
@@ -42,7 +44,7 @@ def test_smoke_every_arm(tmp_path: Path) -> None:
         argv = ["--scale", "smoke", "--data-root", str(data), "--results-dir",
                 str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")]  # fmt: skip
         assert main(ENTRY, argv) == 0
-    records = load_records(tmp_path / "r", "pixpro")
+    records = load_records(tmp_path / "r", PAPER)
     assert sorted(r.variant for r in records) == ["byol", "pixpro", "pixpro-ins", "simclr"]
     for rec in records:
         assert set(rec.metrics.test) == {"dense mIoU", "linear top-1", "kNN top-1"}
