@@ -6,7 +6,7 @@ Used by ``tests/test_losses.py`` and by the tests of losses written in a paper f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -60,3 +60,8 @@ def orthonormal(n: int, d: int) -> Tensor:
 def leaf(*shape: int, seed: int) -> Tensor:
     """A float64 tensor that requires grad, for gradcheck."""
     return randn(*shape, seed=seed).requires_grad_()
+
+
+def gradcheck_two_views(loss: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """``torch.autograd.gradcheck`` of ``loss(z1, z2)`` at two small float64 views [3, 4]."""
+    return bool(torch.autograd.gradcheck(loss, (leaf(3, 4, seed=4), leaf(3, 4, seed=5))))
