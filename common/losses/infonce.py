@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from common.losses._common import (
+from common.losses.base import (
     Reduction,
     Similarity,
     check_pair,

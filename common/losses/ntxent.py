@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from common.losses._common import Similarity, column_mask, two_view_logits
+from common.losses.base import Similarity, column_mask, two_view_logits
 
 __all__ = ["nt_xent"]
 

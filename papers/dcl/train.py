@@ -1,10 +1,10 @@
 """SimCLR (NT-Xent), DCL and DCLW with one training loop; the loss is the only difference.
 
-Losses from ``common.losses`` (Chen et al. 2020; Yeh et al. 2022): NT-Xent keeps the positive in
-the denominator, DCL removes it, DCLW also weights the positive term by a von Mises–Fisher
-factor (σ = 0.5). Cosine similarity, logits = similarity / temperature, the same temperature
-for the three losses. Batch size is a config field; the paper compares batch sizes at an equal
-number of epochs, so smaller batches take more steps.
+Losses: ``common.losses.nt_xent`` and this folder's ``losses.py`` (Chen et al. 2020; Yeh et al.
+2022): NT-Xent keeps the positive in the denominator, DCL removes it, DCLW also weights the
+positive term by a von Mises–Fisher factor (σ = 0.5). Cosine similarity, logits = similarity /
+temperature, the same temperature for the three losses. Batch size is a config field; the paper
+compares batch sizes at an equal number of epochs, so smaller batches take more steps.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from torch import Tensor, nn
 
 from common.config import StrictModel
 from common.errors import ClreproError
-from common.losses import dcl, dclw, nt_xent
+from common.losses import nt_xent
 from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
 
 from .augment import simclr_view
 from .data import ImageData, load_images
 from .evaluate import embed, knn_accuracy, linear_probe_accuracy
+from .losses import dcl, dclw
 from .model import ResNet18Cifar, SmallCNN, projection_head
 
 STATS = {  # per-channel mean and std used to normalise network inputs

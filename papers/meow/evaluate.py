@@ -12,6 +12,7 @@ summed loss gives each run exactly its own gradient, so this equals 50 separate 
 
 Clustering: K-means (k = number of classes, 10 initialisations as scikit-learn 1.1's default)
 repeated 10 times on the embeddings of all target nodes; NMI (arithmetic) and ARI, in percent.
+AUC, NMI and ARI come from ``metrics.py`` (equal to scikit-learn's, which the official code uses).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, roc_auc_score
+
+from . import metrics
 
 
 @dataclass(frozen=True)
@@ -113,17 +115,11 @@ def probe(
     return {
         "test_ma": test_ma.numpy(),
         "test_mi": test_mi.numpy(),
-        "test_auc": np.array([_auc(yt, p) for p in test_prob.numpy()]),
+        "test_auc": np.array([metrics.auc_ovr(yt, p) for p in test_prob.numpy()]),
         "val_ma": val_ma.numpy(),
         "val_mi": val_mi.numpy(),
-        "val_auc": np.array([_auc(yv, p) for p in val_prob.numpy()]),
+        "val_auc": np.array([metrics.auc_ovr(yv, p) for p in val_prob.numpy()]),
     }
-
-
-def _auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    if probs.shape[1] == 2:
-        return float(roc_auc_score(labels, probs[:, 1]))
-    return float(roc_auc_score(labels, probs, multi_class="ovr"))
 
 
 def cluster_scores(
@@ -134,8 +130,8 @@ def cluster_scores(
     nmi, ari = [], []
     for r in range(repeats):
         pred = KMeans(n_clusters=k, n_init=10, random_state=seed * 1000 + r).fit_predict(embeds)
-        nmi.append(normalized_mutual_info_score(labels, pred, average_method="arithmetic"))
-        ari.append(adjusted_rand_score(labels, pred))
+        nmi.append(metrics.nmi(labels, pred))
+        ari.append(metrics.ari(labels, pred))
     return {"NMI": float(np.mean(nmi)), "ARI": float(np.mean(ari))}
 
 

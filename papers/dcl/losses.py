@@ -1,4 +1,8 @@
-"""Decoupled contrastive learning: DCL and its von Mises-Fisher weighted variant DCLW."""
+"""Decoupled contrastive learning: DCL and its von Mises-Fisher weighted variant DCLW.
+
+Built on ``common.losses.base`` (the view layout of ``common.losses.nt_xent``), so that DCL and
+NT-Xent differ only in the columns of the denominator.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from common.losses._common import Similarity, check_temperature, column_mask, two_view_logits
+from common.losses.base import Similarity, check_temperature, column_mask, two_view_logits
 
 __all__ = ["dcl", "dclw"]
 

@@ -1,11 +1,39 @@
-"""Clustering agreement: NMI (arithmetic-mean normalisation) and the adjusted Rand index."""
+"""The protocol's one-vs-rest AUC, NMI and ARI, equal to scikit-learn's (tested against it).
+
+Macro-F1 is ``evaluate.macro_f1_batch``: the probe needs it for 50 runs at once at every
+iteration.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
-from common.metrics.correlation import ArrayLike
+from common.metrics.correlation import ArrayLike, average_ranks
+
+
+def binary_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Mann–Whitney AUC = (Σ ranks of positives − n₊(n₊+1)/2) / (n₊ n₋), ties averaged."""
+    t = np.asarray(y_true).astype(bool)
+    n_pos, n_neg = int(t.sum()), int((~t).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC is undefined when only one class is present")
+    ranks = average_ranks(scores)
+    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auc_ovr(y_true: ArrayLike, probs: NDArray[np.floating]) -> float:
+    """One-vs-rest macro AUC over the classes (scikit-learn's multi_class="ovr", "macro").
+
+    ``probs`` is [N, C]; with C == 2 (or a 1-D score) the binary AUC of class 1 is returned.
+    """
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 1:
+        return binary_auc(t, p)
+    if p.shape[1] == 2:
+        return binary_auc(t == 1, p[:, 1])
+    return float(np.mean([binary_auc(t == c, p[:, c]) for c in range(p.shape[1])]))
 
 
 def contingency(a: ArrayLike, b: ArrayLike) -> NDArray[np.float64]:
@@ -22,7 +50,7 @@ def _entropy(counts: NDArray[np.float64]) -> float:
 
 
 def nmi(labels_true: ArrayLike, labels_pred: ArrayLike) -> float:
-    """NMI = I(U;V) / ((H(U) + H(V)) / 2), as scikit-learn's default."""
+    """NMI = I(U;V) / ((H(U) + H(V)) / 2), as scikit-learn's default (arithmetic mean)."""
     table = contingency(labels_true, labels_pred)
     n = table.sum()
     h_u, h_v = _entropy(table.sum(1)), _entropy(table.sum(0))

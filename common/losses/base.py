@@ -1,6 +1,15 @@
-"""Shared helpers of the contrastive losses: argument checks, similarity, view layout.
+"""Building blocks of the contrastive losses, public for losses written in a paper folder.
 
-Temperature convention used by every loss in this package: logits = similarity / temperature.
+A paper's own loss (e.g. ``papers/dcl/losses.py``) builds on these as ``common.losses`` does:
+
+- ``check_temperature``, ``check_pair``: argument checks raising ``ValueError``;
+- ``prepare`` (cosine: L2-normalised rows; dot: as they are), ``reduce`` ('mean'/'sum'/'none');
+- ``maybe_gather``, ``rank_offset``: negatives from every process (``gather=True``) with
+  gradients, and where this rank's rows sit in the gathered tensor;
+- ``two_view_logits``: SimCLR's [2B, 2M] logit matrix of the views [z1; z2] with the columns of
+  each anchor itself and of its positive; ``column_mask``: a row-wise one-column mask.
+
+Temperature convention used by every loss: logits = similarity / temperature.
 """
 
 from __future__ import annotations
@@ -14,6 +23,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from common.distributed import gather_with_grad, is_distributed, rank
+
+__all__ = [
+    "Reduction",
+    "Similarity",
+    "TwoViewLogits",
+    "check_pair",
+    "check_temperature",
+    "column_mask",
+    "maybe_gather",
+    "prepare",
+    "rank_offset",
+    "reduce",
+    "two_view_logits",
+]
 
 Similarity = Literal["cosine", "dot"]
 Reduction = Literal["mean", "sum", "none"]

@@ -1,0 +1,7 @@
+"""Support for tests of ``common`` and of the papers (never imported by product code).
+
+- ``losses``: naive loop references and inputs for testing contrastive losses;
+- ``distributed``: 2-process gloo runs of gathered losses against the single-process loss;
+- ``torchrun``: running a script under ``torchrun`` with 2 CPU processes;
+- ``sentences``: tiny STS / wiki data, a tiny BERT and the SimCSE family's smoke run.
+"""
