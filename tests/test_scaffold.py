@@ -24,6 +24,9 @@ def copy_repository(target: Path, papers: list[str]) -> Path:
     for name in ("common", "environments"):
         shutil.copytree(ROOT / name, target / name, ignore=IGNORE)
     shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
+    (target / "tests").mkdir()  # the shared test support that paper tests import
+    shutil.copy2(ROOT / "tests" / "__init__.py", target / "tests" / "__init__.py")
+    shutil.copytree(ROOT / "tests" / "support", target / "tests" / "support", ignore=IGNORE)
     (target / "papers").mkdir()
     shutil.copy2(ROOT / "papers" / "__init__.py", target / "papers" / "__init__.py")
     for paper in papers:
