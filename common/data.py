@@ -125,6 +125,29 @@ def resolve_data_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
     return default_cache_root()
 
 
+SHARED_ENV = "CLREPRO_SHARED"
+
+
+def shared_dir() -> Path:
+    """The project machines' shared folder: ``$CLREPRO_SHARED``, else ``../shared`` beside the
+    repository. It holds ``datasets/`` (a valid data root) and ``artifacts/`` (the authors'
+    released checkpoints and embeddings)."""
+    env = os.environ.get(SHARED_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+
+
+def shared_datasets() -> Path | None:
+    """The shared folder of real datasets, or None where it is absent."""
+    path = shared_dir() / "datasets"
+    return path if path.is_dir() else None
+
+
+def shared_artifacts() -> Path | None:
+    """The shared folder of the authors' official artifacts, or None where it is absent."""
+    path = shared_dir() / "artifacts"
+    return path if path.is_dir() else None
+
+
 def sha256_of(path: Path) -> str:
     return _digest(path, "sha256")
 

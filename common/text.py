@@ -155,25 +155,3 @@ def sts_encoder(
             encoder.train(was_training)
 
     return encode
-
-
-def save_tiny_bert(folder: Path, words: Sequence[str], hidden: int = 32, layers: int = 2) -> Path:
-    """A randomly initialised small BERT and a word-level vocabulary, saved for smoke tests."""
-    hf = _transformers()
-    folder.mkdir(parents=True, exist_ok=True)
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join([*specials, *sorted(set(words))]) + "\n", encoding="utf-8")
-    tokenizer = hf.BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    tokenizer.save_pretrained(str(folder))
-    config = hf.BertConfig(
-        vocab_size=len(specials) + len(set(words)),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    hf.BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
-    return folder

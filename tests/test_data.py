@@ -18,11 +18,11 @@ from common.data import (
     get_dataset,
     registered_datasets,
     resolve_data_root,
+    shared_datasets,
     spec_for_local_files,
     temporary_dataset,
 )
 from common.errors import DataError
-from common.testing import shared_datasets
 
 PAYLOAD = b"user 1 2 3\n" * 1000
 

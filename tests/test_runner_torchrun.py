@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.records import load_records
-from common.testing import run_torchrun
+from tests.support.torchrun import run_torchrun
 
 REPO = Path(__file__).resolve().parents[1]
 

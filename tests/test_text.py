@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from common.errors import ClreproError, DataError
-from common.eval.testdata import WORDS
 from common.text import (
     STAND_IN,
     cls_pool,
@@ -16,10 +15,10 @@ from common.text import (
     pad_batch,
     read_lines,
     resolve_model_path,
-    save_tiny_bert,
     sts_encoder,
     tokenize_lines,
 )
+from tests.support.sentences import WORDS, save_tiny_bert
 
 
 def test_pad_batch() -> None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from common.text import load_encoder, pad_batch, save_tiny_bert
+from common.text import load_encoder, pad_batch
+from tests.support.sentences import save_tiny_bert
 
 from .evaluate import encode, retrieval_metrics, token_ids
 from .model import mean_pool

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from common.text import load_encoder, pad_batch, save_tiny_bert
+from common.text import load_encoder, pad_batch
+from tests.support.sentences import save_tiny_bert
 
 from .model import CoCoSoDa, base_loss, mean_pool, multimodal_logits, multimodal_loss, soft_augment
 from .testdata import WORDS

@@ -13,7 +13,7 @@ from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.rundir import CHECKPOINT_NAME
 from common.runner import RunContext, main
-from common.text import save_tiny_bert
+from tests.support.sentences import save_tiny_bert
 
 from .__main__ import ENTRY
 from .testdata import WORDS, write_tiny_codesearch

@@ -15,7 +15,7 @@ import torch
 from common.data import get_dataset, spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import main
-from common.testing import smoke_over_budget
+from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY
 from .augment import crop_and_flip, simclr_view

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from common.eval.testdata import WORDS
-from common.text import load_encoder, save_tiny_bert
+from common.text import load_encoder
+from tests.support.sentences import WORDS, save_tiny_bert
 
 from .model import ESimCSE, repeat_subwords
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from common.eval.testdata import SENTENCE_SMOKE_BUDGET, run_sentence_smoke, sentence_work
-from common.testing import smoke_over_budget
+from tests.support.sentences import SENTENCE_SMOKE_BUDGET, run_sentence_smoke, sentence_work
+from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from common.data import shared_artifacts, shared_datasets
 from common.losses import nt_xent
-from common.testing import shared_artifacts, shared_datasets
 
 from .augment import crop, mask, reorder, two_views
 from .data import Samples, kept_users, load_dataset, subset_users

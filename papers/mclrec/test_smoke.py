@@ -12,7 +12,7 @@ import pytest
 from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import RunContext, main
-from common.testing import smoke_over_budget
+from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY
 from .data import kept_users

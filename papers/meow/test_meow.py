@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from common.testing import shared_artifacts, shared_datasets
+from common.data import shared_artifacts, shared_datasets
 
 from .cluster import Clustering, concentration
 from .data import dblp_metapath_counts, dblp_relations, load_labels

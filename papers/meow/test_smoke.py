@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from common.data import spec_for_local_files, temporary_dataset
 from common.runner import main
-from common.testing import smoke_over_budget
+from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY
 from .data import RATIOS, load_graph, node_subset, subgraph

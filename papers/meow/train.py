@@ -175,7 +175,7 @@ def _embeddings_path(ctx: RunContext) -> Path:
     given = ctx.options.get("embeddings")
     if given:
         return Path(given).expanduser()
-    from common.testing import shared_artifacts
+    from common.data import shared_artifacts
 
     shared = shared_artifacts()
     default = shared / "meow" / f"{ctx.dataset}_embeddings.pkl" if shared else None

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.eval.testdata import WORDS, write_tiny_senteval, write_tiny_wiki
-from common.testing import run_torchrun
-from common.text import save_tiny_bert
+from tests.support.sentences import WORDS, save_tiny_bert, write_tiny_senteval, write_tiny_wiki
+from tests.support.torchrun import run_torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = Path(__file__).parent.name  # records are filed under it; a fork runs its own entry

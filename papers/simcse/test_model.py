@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common.eval.testdata import WORDS
-from common.text import cls_pool, load_encoder, pad_batch, save_tiny_bert
+from common.text import cls_pool, load_encoder, pad_batch
+from tests.support.sentences import WORDS, save_tiny_bert
 
 from .model import SimCSE
 

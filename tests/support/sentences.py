@@ -1,13 +1,16 @@
-"""Tiny generated STS data in SentEval's layout, for tests and paper smoke tests."""
+"""Tiny generated STS data in SentEval's layout, a tiny BERT, the SimCSE family's smoke run
+and its smoke budget."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from common.eval.sts import SPLIT_FILES, TASKS, YEAR_TASKS, required_files
 
@@ -82,6 +85,29 @@ def write_tiny_wiki(root: Path, lines: int = 40) -> list[str]:
     return [WIKI_FILE]
 
 
+def save_tiny_bert(folder: Path, words: Sequence[str], hidden: int = 32, layers: int = 2) -> Path:
+    """A randomly initialised small BERT and a word-level vocabulary, saved for smoke tests."""
+    import transformers as hf  # slow to import: only here
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join([*specials, *sorted(set(words))]) + "\n", encoding="utf-8")
+    tokenizer = hf.BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    tokenizer.save_pretrained(str(folder))
+    config = hf.BertConfig(
+        vocab_size=len(specials) + len(set(words)),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    hf.BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
+    return folder
+
+
 def run_sentence_smoke(entry: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
     """Run a SimCSE-family paper's smoke recipe on tiny STS data, corpus and BERT; check it.
 
@@ -90,7 +116,6 @@ def run_sentence_smoke(entry: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
     """
     from common.data import spec_for_local_files, temporary_dataset
     from common.runner import main
-    from common.text import save_tiny_bert
 
     data, results = tmp_path / "data", tmp_path / "results"
     sts, wiki = write_tiny_senteval(data), write_tiny_wiki(data)
