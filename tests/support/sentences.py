@@ -3,6 +3,7 @@ and its smoke budget."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections.abc import Sequence
@@ -87,7 +88,7 @@ def write_tiny_wiki(root: Path, lines: int = 40) -> list[str]:
 
 def save_tiny_bert(folder: Path, words: Sequence[str], hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised small BERT and a word-level vocabulary, saved for smoke tests."""
-    import transformers as hf  # slow to import: only here
+    hf: Any = importlib.import_module("transformers")  # slow to import: only here
 
     folder.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
