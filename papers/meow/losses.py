@@ -93,7 +93,7 @@ class _WeightedLogSumExp(torch.autograd.Function):
     while the block is in cache and only scaled in ``backward`` (the output is a scalar)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, sim: torch.Tensor, assignments: tuple[torch.Tensor, ...], rows: int
     ) -> torch.Tensor:
         n = sim.shape[0]

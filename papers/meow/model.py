@@ -255,7 +255,7 @@ class _FusedAdaptiveLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         a: torch.Tensor,
         b: torch.Tensor,
