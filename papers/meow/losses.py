@@ -26,6 +26,7 @@ All sums are computed in log space (``logsumexp``), which equals the official
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,3 +69,49 @@ def adaptive_info_nce(
     sim = anchor @ candidates.t() / tau
     log_denominator = torch.logsumexp(sim + F.logsigmoid(weight_logits), dim=1)
     return (log_denominator - sim.diagonal()).mean()
+
+
+def fused_weighted_info_nce(
+    anchor: torch.Tensor,
+    candidates: torch.Tensor,
+    assignments: list[torch.Tensor],
+    tau: float,
+    block_floats: int = 1 << 20,
+) -> torch.Tensor:
+    """``weighted_info_nce(anchor, candidates, negative_weights(assignments), tau)`` without
+    the N×N weight matrix, and with its N×N gradient computed in the same row blocks (of about
+    ``block_floats`` entries, 4 MB: they stay in cache between the passes)."""
+    sim = anchor @ candidates.t() / tau
+    rows = max(1, block_floats // sim.shape[1])
+    lse: torch.Tensor = _WeightedLogSumExp.apply(sim, tuple(assignments), rows)
+    return lse - sim.diagonal().mean()
+
+
+class _WeightedLogSumExp(torch.autograd.Function):
+    """``mean_i log Σ_j w_ij exp(s_ij)`` with ``w_ij`` the number of clusterings separating
+    ``i`` and ``j``, one row block at a time; the gradient ``softmax(s + log w)/N`` is stored
+    while the block is in cache and only scaled in ``backward`` (the output is a scalar)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, sim: torch.Tensor, assignments: tuple[torch.Tensor, ...], rows: int
+    ) -> torch.Tensor:
+        n = sim.shape[0]
+        lse = sim.new_empty(n)
+        grad = torch.empty_like(sim) if ctx.needs_input_grad[0] else None
+        for start in range(0, n, rows):
+            block = slice(start, start + rows)
+            weight = torch.zeros(sim[block].shape, dtype=sim.dtype)
+            for a in assignments:
+                weight += a[block].unsqueeze(1) != a.unsqueeze(0)
+            z = sim[block] + weight.log_()
+            lse[block] = torch.logsumexp(z, dim=1)
+            if grad is not None:
+                torch.exp(z.sub_(lse[block].unsqueeze(1)), out=grad[block]).div_(n)
+        ctx.save_for_backward(grad)
+        return lse.mean()
+
+    @staticmethod
+    def backward(ctx: Any, out: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        (grad,) = ctx.saved_tensors
+        return (None if grad is None else out * grad), None, None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -189,7 +190,9 @@ class PairWeightMLP(nn.Module):
 
     ``W₁(f_i + c_j) + b₁ = A_i + B_j`` with ``A = f W₁ᵀ + b₁`` and ``B = c W₁ᵀ``, so the N×N×d
     tensor of the official code (``f_i + c_j`` for every pair) is never built: only N×N×16
-    hidden units, in row chunks that are recomputed in the backward pass.
+    hidden units, in row chunks of ``chunk`` rows. Training uses :meth:`loss`, which fuses
+    these logits with the adaptive InfoNCE (:class:`_FusedAdaptiveLoss`), in blocks of at most
+    ``chunk`` rows and about 4 MB.
     """
 
     def __init__(self, dim: int, hidden: int = 16, chunk: int = 128) -> None:
@@ -206,24 +209,88 @@ class PairWeightMLP(nn.Module):
     def weights(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(fine, coarse))
 
-    def forward(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    def _factors(
+        self, fine: torch.Tensor, coarse: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         a = self.first(fine)
         b = F.linear(coarse, self.first.weight)
-        w2, b2 = self.second.weight.view(-1), self.second.bias
-        rows = []
-        for start in range(0, a.shape[0], self.chunk):
-            part = a[start : start + self.chunk]
-            if torch.is_grad_enabled():
-                out = torch.utils.checkpoint.checkpoint(
-                    _pair_block, part, b, w2, b2, use_reentrant=False
-                )
-            else:
-                out = _pair_block(part, b, w2, b2)
-            rows.append(out)
-        return torch.cat(rows)
+        return a, b, self.second.weight.view(-1), self.second.bias
+
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        a, b, w2, b2 = self._factors(fine, coarse)
+        return torch.cat([_pair_block(part, b, w2, b2) for part in a.split(self.chunk)])
+
+    def loss(self, fine: torch.Tensor, coarse: torch.Tensor, tau: float) -> torch.Tensor:
+        """``adaptive_info_nce(fine, coarse, self(fine, coarse), tau)``, fused (same value)."""
+        a, b, w2, b2 = self._factors(fine, coarse)
+        sim = fine @ coarse.t() / tau
+        rows = max(1, min(self.chunk, _BLOCK_FLOATS // (b.shape[0] * b.shape[1])))
+        lse: torch.Tensor = _FusedAdaptiveLoss.apply(a, b, w2, b2, sim, rows)
+        return lse - sim.diagonal().mean()
+
+
+# rows per block of the fused loss: about 4 MB of hidden units (kept in cache between its passes;
+# 16 rows on ACM, 1.6x faster than 128 there)
+_BLOCK_FLOATS = 1 << 20
 
 
 def _pair_block(
     a: torch.Tensor, b: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
 ) -> torch.Tensor:
     return torch.tanh(a.unsqueeze(1) + b.unsqueeze(0)) @ w2 + b2
+
+
+class _FusedAdaptiveLoss(torch.autograd.Function):
+    """``mean_i logsumexp_j(s_ij + log σ(l_ij))`` with ``l_ij = w₂·tanh(a_i + b_j) + b₂``.
+
+    The output is a scalar and every row's softmax is known once its logits are, so the
+    gradients are computed in the same pass over each row chunk as the loss (``tanh`` evaluated
+    once, the chunk still in cache) and only scaled in ``backward``. With ``p`` the row
+    softmax and ``G = p·σ(−l)/N`` (the gradient on the logits)::
+
+        ∂/∂s = p/N,  ∂/∂w₂ = Σ_ij G_ij t_ij,  ∂/∂b₂ = Σ G,
+        ∂/∂a_i = w₂ ⊙ Σ_j G_ij (1 − t_ij²),  ∂/∂b_j = w₂ ⊙ Σ_i G_ij (1 − t_ij²).
+
+    The previous implementation (checkpointed logits, then ``adaptive_info_nce``) computed
+    ``tanh`` twice and kept the N×N×h gradients of autograd out of cache.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        w2: torch.Tensor,
+        b2: torch.Tensor,
+        sim: torch.Tensor,
+        chunk: int,
+    ) -> torch.Tensor:
+        n = a.shape[0]
+        grads = any(ctx.needs_input_grad)
+        lse = sim.new_empty(n)
+        if grads:
+            da, db, dsim = torch.empty_like(a), torch.zeros_like(b), torch.empty_like(sim)
+            dw2, db2 = torch.zeros_like(w2), torch.zeros_like(b2)
+        for start in range(0, n, chunk):
+            rows = slice(start, start + chunk)
+            t = torch.tanh(a[rows].unsqueeze(1) + b.unsqueeze(0))  # c, N, h
+            logits = t @ w2 + b2
+            z = sim[rows] + F.logsigmoid(logits)
+            lse[rows] = torch.logsumexp(z, dim=1)
+            if not grads:
+                continue
+            p = torch.exp(z - lse[rows].unsqueeze(1)).div_(n)
+            dsim[rows] = p
+            g = p.mul_(torch.sigmoid(-logits))
+            dw2 += g.reshape(-1) @ t.reshape(-1, t.shape[2])
+            db2 += g.sum()
+            u = torch.addcmul(torch.ones((), dtype=t.dtype), t, t, value=-1.0).mul_(g.unsqueeze(2))
+            da[rows] = u.sum(1)
+            db += u.sum(0)
+        if grads:
+            ctx.save_for_backward(da.mul_(w2), db.mul_(w2), dw2, db2, dsim)
+        return lse.mean()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (*(grad * g for g in ctx.saved_tensors), None)

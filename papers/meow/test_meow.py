@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
+from torch.utils.checkpoint import checkpoint
 
 from common.data import shared_artifacts, shared_datasets
 
@@ -17,8 +18,14 @@ from .cluster import Clustering, concentration
 from .data import dblp_metapath_counts, dblp_relations, load_labels
 from .evaluate import ProbeConfig, evaluate_embeddings, macro_f1_batch, probe, xavier_init
 from .graph import SparseOp, drop_edges, normalize_official, pathsim_topk
-from .losses import adaptive_info_nce, negative_weights, proto_nce, weighted_info_nce
-from .model import GCN, PairWeightMLP
+from .losses import (
+    adaptive_info_nce,
+    fused_weighted_info_nce,
+    negative_weights,
+    proto_nce,
+    weighted_info_nce,
+)
+from .model import GCN, PairWeightMLP, _pair_block
 
 
 def _random_counts(n: int, seed: int) -> sp.csr_matrix:
@@ -41,6 +48,39 @@ def test_factorised_pair_weights_equal_naive_values_and_gradients() -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     # the anchor is the row: w_ij depends on (fine_i, coarse_j), not symmetric
     assert not torch.allclose(naive, naive.t())
+
+
+def _previous_adaptive_loss(
+    mlp: PairWeightMLP, fine: torch.Tensor, coarse: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """The implementation before the fused loss: checkpointed row chunks of logits, then
+    ``adaptive_info_nce`` through autograd."""
+    a, b = mlp.first(fine), F.linear(coarse, mlp.first.weight)
+    w2, b2 = mlp.second.weight.view(-1), mlp.second.bias
+    rows = [
+        checkpoint(_pair_block, part, b, w2, b2, use_reentrant=False) for part in a.split(mlp.chunk)
+    ]
+    return adaptive_info_nce(fine, coarse, torch.cat(rows), tau)
+
+
+def test_fused_adaptive_loss_equals_previous_values_and_gradients() -> None:
+    """To float32 tolerance (not bit-identical: sums are taken in another order)."""
+    torch.manual_seed(0)
+    mlp = PairWeightMLP(dim=8, hidden=16, chunk=7)  # 7 does not divide 45: a short last chunk
+    with torch.no_grad():
+        mlp.second.weight.mul_(20)  # large logits: σ far from 1/2 and saturated tanh units
+    fine = F.normalize(torch.randn(45, 8), dim=1).requires_grad_(True)
+    coarse = F.normalize(torch.randn(45, 8), dim=1).requires_grad_(True)
+    params = [fine, coarse, *mlp.parameters()]
+    old = _previous_adaptive_loss(mlp, fine, coarse, 0.9)
+    new = mlp.loss(fine, coarse, 0.9)
+    torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-6)
+    g_old = torch.autograd.grad(3 * old, params)  # a non-unit upstream gradient
+    g_new = torch.autograd.grad(3 * new, params)
+    for name, a, b in zip(("fine", "coarse", "w1", "b1", "w2", "b2"), g_new, g_old, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(mlp.loss(fine, coarse, 0.9), old.detach(), rtol=1e-6, atol=1e-6)
 
 
 def test_pathsim_topk_keeps_highest_scores_with_counts() -> None:
@@ -115,6 +155,21 @@ def test_weighted_info_nce_matches_its_formula() -> None:
     dots = torch.exp(c @ f.t() / 0.4)
     expected = -torch.log(dots.diagonal() / (dots * w).sum(1)).mean()
     torch.testing.assert_close(weighted_info_nce(c, f, w, 0.4), expected)
+
+
+def test_fused_weighted_info_nce_equals_previous_values_and_gradients() -> None:
+    """To float32 tolerance (not bit-identical: sums are taken in another order)."""
+    torch.manual_seed(0)
+    c = F.normalize(torch.randn(40, 4), dim=1).requires_grad_(True)
+    f = F.normalize(torch.randn(40, 4), dim=1).requires_grad_(True)
+    assign = [torch.randint(0, 3, (40,)), torch.randint(0, 5, (40,))]
+    old = weighted_info_nce(c, f, negative_weights(assign), 0.4)
+    new = fused_weighted_info_nce(c, f, assign, 0.4, block_floats=7 * 40)  # 6 blocks, 1 short
+    torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-6)
+    for a, b in zip(
+        torch.autograd.grad(3 * new, [c, f]), torch.autograd.grad(3 * old, [c, f]), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_adaptive_info_nce_includes_the_weighted_positive() -> None:

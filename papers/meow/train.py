@@ -35,7 +35,7 @@ from .data import (
 )
 from .evaluate import Evaluation, ProbeConfig, evaluate_embeddings
 from .graph import drop_edges, mask_features, normalize_official, pathsim_topk, to_operator
-from .losses import adaptive_info_nce, negative_weights, proto_nce, weighted_info_nce
+from .losses import fused_weighted_info_nce, proto_nce
 from .model import GraphInputs, MEOWEncoder, PairWeightMLP, ProjectionHead
 
 VARIANTS = ("meow", "adameow", "meow-official-embeddings", "raw-features")
@@ -56,7 +56,7 @@ class AdaConfig(StrictModel):
     feat_mask: float = Field(0.3, ge=0, lt=1)
     adj_mask: list[DropRate] = Field(default_factory=lambda: [0.2, 0.2])
     pair_hidden: int = Field(16, ge=1)
-    pair_chunk: int = Field(128, ge=1)
+    pair_chunk: int = Field(128, ge=1, description="max rows per block of pair weights")
 
 
 class Config(StrictModel):
@@ -311,7 +311,7 @@ class MEOW(torch.nn.Module):
         views = self.encoder(inputs)
         coarse, fine = self.head(views.coarse), self.head(views.z)
         if self.adaptive:
-            return adaptive_info_nce(fine, coarse, self.pair(fine, coarse), self.tau), views.z
+            return self.pair.loss(fine, coarse, self.tau), views.z
         clusterings = run_kmeans(
             fine,
             self.config.num_clusters,
@@ -319,8 +319,8 @@ class MEOW(torch.nn.Module):
             self.config.kmeans_niter,
             self.config.kmeans_nredo,
         )
-        weight = negative_weights([c.assignment for c in clusterings])
-        info = weighted_info_nce(coarse, fine, weight, self.tau)
+        assignments = [c.assignment for c in clusterings]
+        info = fused_weighted_info_nce(coarse, fine, assignments, self.tau)
         return info + self.config.lam_proto * proto_nce(coarse, clusterings), views.z
 
 
