@@ -6,6 +6,7 @@ nox -s reproduce -- mclrec --dataset beauty --scale reduced --seeds 3 --data-roo
                                            # (runs in the paper's environment: reproduce_in(<env>))
 nox -s results                             # regenerate results/README.md and the plots
 nox -s equivalence                         # NCL against RecBole 1.2.1 (optional environment)
+nox -s bench -- ncl --data-root DIR        # ours vs the official code, recorded (not in CI)
 nox -s lint                                # ruff, and mypy (strict) on common, papers, tests
 nox -s new -- myidea --from mclrec         # fork a paper folder under a new name
 """
@@ -23,7 +24,16 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from common.cli import USAGE_EXIT, discover_papers, fail, parse_reproduce_args  # noqa: E402
+from common.cli import (  # noqa: E402
+    USAGE_EXIT,
+    discover_papers,
+    fail,
+    has_bench,
+    official_checkout,
+    parse_bench_args,
+    parse_reproduce_args,
+    read_bench_setup,
+)
 from common.venvs import installed_digest, needs_install, requirements_digest, write_stamp  # noqa: E402
 
 nox.options.sessions = ["tests"]
@@ -31,6 +41,12 @@ nox.options.reuse_venv = "yes"
 PAPERS = discover_papers(ROOT / "papers")
 PYTHON = "3.11"
 ENVIRONMENTS = sorted({info.environment for info in PAPERS.values()})
+BENCHED = [info for info in PAPERS.values() if has_bench(info)]
+OFFICIAL_ENVIRONMENTS = sorted({read_bench_setup(info).official_environment for info in BENCHED})
+# installed without dependencies after the requirements (RecBole needs setuptools < 70, which
+# torch 2.13's metadata forbids)
+NO_DEPS_AFTER = {"recbole": ["setuptools==69.5.1"]}
+OFFICIAL_SCRATCH = ROOT.parent / "scratch" / "official"  # official checkouts: outside the repo
 INTERRUPTED = 130  # Ctrl-C
 LAUNCHER = "nox -s reproduce -- {paper}"  # how a paper's own resume hint names this command
 
@@ -49,6 +65,8 @@ def _install(session: nox.Session, environment: str) -> None:
         session.log(f"environment {environment!r} is up to date: nothing to install")
         return
     session.install("-r", f"environments/{environment}.txt")
+    for pin in NO_DEPS_AFTER.get(environment, []):
+        session.install("--no-deps", pin)
     session.install("--no-deps", "-e", ".")
     write_stamp(venv, digest)
 
@@ -72,7 +90,6 @@ def smoke(session: nox.Session, paper: str) -> None:
 def equivalence(session: nox.Session) -> None:
     """Our NCL against RecBole 1.2.1's, in the optional environments/recbole.txt."""
     _install(session, "recbole")
-    session.install("--no-deps", "setuptools==69.5.1")  # RecBole needs < 70; torch's pin says no
     env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     session.run("pytest", "-q", "papers/ncl/test_official.py", *session.posargs, env=env)
 
@@ -123,6 +140,66 @@ def _call(session: nox.Session, command: list[str]) -> int:
                 return proc.wait()
             except KeyboardInterrupt:
                 continue  # wait for the paper's one-line message and exit status 130
+
+
+def _bench_files(paper: str) -> tuple[Path, Path]:
+    folder = ROOT / "work" / "bench" / paper
+    return folder / "ours.json", folder / "official.json"
+
+
+@nox.session(python=False)
+def bench(session: nox.Session) -> None:
+    """nox -s bench -- <paper> [--threads N] [--official DIR] [harness options, e.g. --data-root]
+
+    Times the official code (its own environment, ``papers/<paper>/benchmark_official.py``), then
+    ours (the paper's environment, ``python -m papers.<paper>.benchmark``) on the same work and
+    threads, writes both as records under ``results/bench/<paper>/``, prints the table (min and
+    median per side, official ÷ ours) and regenerates the READMEs. Not part of CI.
+    """
+    setup, args = parse_bench_args(session.posargs, ROOT / "papers")  # exits 2 on bad input
+    official_checkout(setup, args.official_dir, OFFICIAL_SCRATCH)  # exits 2 when absent
+    for stale in _bench_files(setup.paper):
+        stale.unlink(missing_ok=True)
+    session.notify(f"bench_official({setup.official_environment})", session.posargs)
+    session.notify(f"bench_ours({setup.environment})", session.posargs)
+
+
+def _threads_env(threads: int) -> dict[str, str]:
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("environment", OFFICIAL_ENVIRONMENTS, ids=OFFICIAL_ENVIRONMENTS)
+def bench_official(session: nox.Session, environment: str) -> None:
+    """The official side of ``bench``: its harness, run by path, imports nothing of ours."""
+    setup, args = parse_bench_args(session.posargs, ROOT / "papers")
+    checkout = official_checkout(setup, args.official_dir, OFFICIAL_SCRATCH)
+    _install(session, environment)
+    _, out = _bench_files(setup.paper)
+    command = ["python", f"papers/{setup.paper}/benchmark_official.py", "--json", str(out),
+               "--threads", str(args.threads), *args.harness_args]  # fmt: skip
+    if checkout is not None:
+        command += ["--official", str(checkout)]
+    session.run(*command, env=_threads_env(args.threads))
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("environment", ENVIRONMENTS, ids=ENVIRONMENTS)
+def bench_ours(session: nox.Session, environment: str) -> None:
+    """Our side of ``bench``, then both measurement files recorded and the tables regenerated."""
+    setup, args = parse_bench_args(session.posargs, ROOT / "papers")
+    _install(session, environment)
+    ours, official = _bench_files(setup.paper)
+    threads = ["--threads", str(args.threads)]
+    session.run("python", "-m", f"papers.{setup.paper}.benchmark", "--json", str(ours),
+                *threads, *args.harness_args, env=_threads_env(args.threads))  # fmt: skip
+    record = ["python", "-m", "common.bench", "record", setup.paper]
+    session.run(*record, str(ours), *threads)
+    if official.is_file():
+        session.run(*record, str(official), *threads, "--official", setup.official)
+    session.run("python", "-m", "common.bench", "table", setup.paper)
+    session.run("python", "-m", "common.report")
 
 
 @nox.session(python=PYTHON)

@@ -200,3 +200,81 @@ def parse_reproduce_args(
 
 if __name__ == "__main__":
     parse_reproduce_args(sys.argv[1:])
+
+
+@dataclass(frozen=True)
+class BenchSetup:
+    """What ``paper.toml``'s ``[bench]`` table says about a paper's speed benchmark.
+
+    ``official`` names the official side in the records (``owner/name@commit`` or a package);
+    ``checkout`` is set when the official side is a repository that ``benchmark_official.py``
+    needs on disk (``owner/name@commit``); ``official_environment`` is its requirements file.
+    """
+
+    paper: str
+    environment: str
+    official_environment: str
+    official: str
+    checkout: str | None
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    threads: int
+    official_dir: Path | None
+    harness_args: tuple[str, ...]
+
+
+def _bench_table(info: PaperInfo) -> dict[str, Any]:
+    with (info.folder / "paper.toml").open("rb") as handle:
+        table: dict[str, Any] = tomllib.load(handle).get("bench", {})
+    return table
+
+
+def has_bench(info: PaperInfo) -> bool:
+    return bool(_bench_table(info))
+
+
+def read_bench_setup(info: PaperInfo) -> BenchSetup:
+    table = _bench_table(info)
+    if not table:
+        fail(f"{info.name} has no benchmark ([bench] in its paper.toml)")
+    checkout = str(table.get("checkout", "")) or None
+    return BenchSetup(
+        paper=info.name,
+        environment=info.environment,
+        official_environment=str(table["official_environment"]),
+        official=str(table.get("official", checkout or "")),
+        checkout=checkout,
+    )
+
+
+def parse_bench_args(
+    argv: Sequence[str], papers_dir: Path | None = None
+) -> tuple[BenchSetup, BenchArgs]:
+    """``<paper> [--threads N] [--official DIR] [harness options]``; exit 2 on bad input."""
+    papers = discover_papers(papers_dir)
+    benched = [name for name, info in papers.items() if has_bench(info)]
+    if not argv or argv[0] not in papers:
+        fail(f"name a paper with a benchmark first: bench <paper>; papers: {', '.join(benched)}")
+    parser = OneLineParser(prog=f"bench {argv[0]}", add_help=False)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--official", type=Path, default=None)
+    args, rest = parser.parse_known_args(list(argv[1:]))
+    if not 1 <= args.threads <= 256:
+        fail(f"--threads must be between 1 and 256, got {args.threads}")
+    return read_bench_setup(papers[argv[0]]), BenchArgs(args.threads, args.official, tuple(rest))
+
+
+def official_checkout(setup: BenchSetup, official_dir: Path | None, scratch: Path) -> Path | None:
+    """Where the official repository is checked out (``--official`` or ``scratch/<owner>+<name>``);
+    None when the official side is a package. Exits 2 with what to do when it is absent."""
+    if setup.checkout is None:
+        return None
+    repository, _, commit = setup.checkout.partition("@")
+    path = official_dir or scratch / repository.replace("/", "+")
+    if not path.is_dir():
+        fail(f"the official code is not at {path}: git clone https://github.com/{repository} "
+             f"{path} && git -C {path} checkout {commit} (outside this repository), or pass "
+             "--official DIR")  # fmt: skip
+    return path

@@ -20,6 +20,14 @@ from common.bench import (
     write_bench,
     write_measurements,
 )
+from common.cli import (
+    discover_papers,
+    has_bench,
+    official_checkout,
+    parse_bench_args,
+    read_bench_setup,
+    repo_root,
+)
 from common.errors import RecordError
 from common.records import GitState, hardware_info
 from common.report import SPEED_BEGIN, SPEED_END, replace_between
@@ -133,3 +141,55 @@ def test_speed_markers_are_replaced_and_the_rest_kept(tmp_path: Path) -> None:
     plain.write_text("no markers\n")
     assert not replace_between(plain, SPEED_BEGIN, SPEED_END, "x")
     assert plain.read_text() == "no markers\n"
+
+
+def _paper(root: Path, name: str, bench: str) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "paper.toml").write_text(
+        f'environment = "base"\ndatasets = ["d"]\nvariants = ["v"]\n{bench}'
+    )
+    return folder
+
+
+def test_bench_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _paper(tmp_path, "toy", '[bench]\ncheckout = "o/r@abc"\nofficial_environment = "off"\n')
+    _paper(tmp_path, "plain", "")
+    setup, args = parse_bench_args(["toy", "--threads", "2", "--data-root", "D"], tmp_path)
+    assert (setup.official, setup.checkout, setup.official_environment) == (
+        "o/r@abc",
+        "o/r@abc",
+        "off",
+    )
+    assert args.threads == 2 and args.harness_args == ("--data-root", "D")
+    for bad in (["nope"], ["toy", "--threads", "0"], ["plain"]):
+        with pytest.raises(SystemExit) as exit_:
+            parse_bench_args(bad, tmp_path)
+        assert exit_.value.code == 2
+    assert "papers: toy" in capsys.readouterr().err
+
+
+def test_official_checkout_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _paper(tmp_path, "toy", '[bench]\ncheckout = "o/r@abc"\nofficial_environment = "off"\n')
+    _paper(tmp_path, "pkg", '[bench]\nofficial = "lib==1"\nofficial_environment = "off"\n')
+    toy, _ = parse_bench_args(["toy"], tmp_path)
+    package, _ = parse_bench_args(["pkg"], tmp_path)
+    scratch = tmp_path / "scratch"
+    assert official_checkout(package, None, scratch) is None
+    with pytest.raises(SystemExit):
+        official_checkout(toy, None, scratch)
+    message = capsys.readouterr().err
+    assert "git clone https://github.com/o/r" in message and "checkout abc" in message
+    (scratch / "o+r").mkdir(parents=True)
+    assert official_checkout(toy, None, scratch) == scratch / "o+r"
+
+
+def test_every_benchmarked_paper_has_both_harnesses_and_its_environment() -> None:
+    root = repo_root()
+    benched = [info for info in discover_papers(root / "papers").values() if has_bench(info)]
+    assert {info.name for info in benched} >= {"mclrec", "ncl"}
+    for info in benched:
+        setup = read_bench_setup(info)
+        assert (info.folder / "benchmark.py").is_file()
+        assert (info.folder / "benchmark_official.py").is_file()
+        assert (root / "environments" / f"{setup.official_environment}.txt").is_file()

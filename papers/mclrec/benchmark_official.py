@@ -1,7 +1,12 @@
 """Time the official MCLRec code (QinHsiu/MCLRec) the way ``benchmark.py`` times ours.
 
     OMP_NUM_THREADS=1 OFFICIAL_PYTHON papers/mclrec/benchmark_official.py --official DIR \\
-        [--batches 20] [--threads 1] [--split test]
+        [--batches 20] [--repeats 3] [--threads 1] [--split test] [--json FILE]
+
+``nox -s bench -- mclrec --data-root DATA`` builds the environment (``environments/
+official-mclrec.txt``), runs this with DIR = ``../scratch/official/QinHsiu+MCLRec`` (or
+``--official DIR``), then ``benchmark.py``, and records both (``common.bench``); ``--json``
+writes the measurement file (plain JSON, without importing ``common.bench``).
 
 DIR is a checkout of https://github.com/QinHsiu/MCLRec (a modified RecBole 0.2.1 with its
 own ``seq.yaml`` and ``dataset/Amazon_Beauty/Amazon_Beauty.inter``). Run this file by its path
@@ -45,7 +50,9 @@ joint step per batch, the code's ``--joint=1`` option) is offered as an extra va
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -120,35 +127,46 @@ def _build(
     return config, trainer, train_data, {"valid": valid_data, "test": test_data}, prep
 
 
+def _samples(step: Any, repeats: int) -> dict[str, list[float]]:
+    cpu, wall = [], []
+    for _ in range(repeats):
+        start, begin = time.perf_counter(), time.process_time()
+        step()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - begin)
+    return {"cpu": cpu, "wall": wall}
+
+
 def _time_variant(
-    official: Path, overrides: dict[str, Any], batches: int, split: str
-) -> dict[str, float]:
+    official: Path, overrides: dict[str, Any], batches: int, repeats: int, split: str, name: str
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Measurements (``common.bench`` format) of a training epoch and a full evaluation."""
     with tempfile.TemporaryDirectory() as tmp:
         config, trainer, train_data, eval_data, prep = _build(official, overrides, Path(tmp))
         stream = iter(train_data)  # one pass over a shuffled epoch
         trainer._train_epoch(_Take(stream, 1), 0)  # warm-up
-        take = _Take(stream, batches)
-        start, cpu = time.perf_counter(), time.process_time()
-        trainer._train_epoch(take, 1)
-        per_batch = (time.perf_counter() - start) / batches
-        cpu_batch = (time.process_time() - cpu) / batches
-        samples = train_data.pr_end
-        start, cpu = time.perf_counter(), time.process_time()
-        result = trainer.evaluate(eval_data[split], load_best_model=False)
-        full_eval = time.perf_counter() - start
-        cpu_eval = time.process_time() - cpu
-    return {
-        "prep": prep,
-        "per_batch": per_batch,
-        "cpu_batch": cpu_batch,
-        "cpu_eval": cpu_eval,
-        "data": take.fetch_seconds / batches,
-        "samples": samples,
-        "per_epoch": per_batch * samples / config["train_batch_size"],
-        "eval": full_eval,
-        "users": eval_data[split].pr_end,
-        "ndcg10": result.get("ndcg@10", float("nan")),
-    }
+        takes: list[_Take] = []
+
+        def chunk() -> None:
+            takes.append(_Take(stream, batches))
+            trainer._train_epoch(takes[-1], 1)
+
+        train = _samples(chunk, repeats)
+        scale = train_data.pr_end / config["train_batch_size"] / batches
+        train = {key: [v * scale for v in values] for key, values in train.items()}
+        evaluation = _samples(lambda: trainer.evaluate(eval_data[split], load_best_model=False), 2)
+    info = {"prep": prep, "data": sum(t.fetch_seconds for t in takes) / batches / repeats,
+            "samples": train_data.pr_end, "users": eval_data[split].pr_end}  # fmt: skip
+    return [
+        {"workload": f"train epoch, {name} (Beauty)", "unit": "s/epoch", **train},
+        {"workload": f"full {split} ranking, {name} (Beauty)", "unit": "s", **evaluation},
+    ], info
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    return {n: metadata.version(n) for n in ("torch", "numpy")}
 
 
 def main() -> None:
@@ -157,9 +175,12 @@ def main() -> None:
     )
     parser.add_argument("--official", required=True, help="checkout of QinHsiu/MCLRec")
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--split", choices=("valid", "test"), default="test")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["mclrec"])
+    parser.add_argument("--data-root", default=None, help="ignored: the data is DIR/dataset")
+    parser.add_argument("--json", default=None, help="write the measurement file here")
     args = parser.parse_args()
     official = Path(args.official).resolve()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -172,16 +193,20 @@ def main() -> None:
         f"official={official} torch={torch.__version__} threads={torch.get_num_threads()} "
         f"load average={os.getloadavg()[0]:.2f}"
     )
+    measured = []
     for name in args.variants:
-        r = _time_variant(official, VARIANTS[name], args.batches, args.split)
-        print(
-            f"official {name}: {r['per_batch']:.3f} s/batch (cpu {r['cpu_batch']:.3f}, "
-            f"data {r['data']:.3f}), {r['per_epoch']:.0f} s/epoch ({r['samples']} samples, "
-            f"batch 256), full {args.split} eval {r['eval']:.1f} s (cpu {r['cpu_eval']:.1f}, "
-            f"{r['users']} users, "
-            f"untrained NDCG@10 {r['ndcg10']:.4f}), prep {r['prep']:.0f} s",
-            flush=True,
-        )
+        found, info = _time_variant(official, VARIANTS[name], args.batches, args.repeats,
+                                    args.split, name)  # fmt: skip
+        for m in found:
+            print(f"official {m['workload']}: median {statistics.median(m['cpu']):.1f} CPU "
+                  f"{m['unit']} (min {min(m['cpu']):.1f})", flush=True)  # fmt: skip
+        print(f"  dataloader {info['data']:.3f} s/batch, {info['samples']} samples, "
+              f"{info['users']} users, prep {info['prep']:.0f} s", flush=True)  # fmt: skip
+        measured += found
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"side": "official", "versions": _versions(), "measurements": measured},
+                      handle, indent=2)  # fmt: skip
 
 
 if __name__ == "__main__":

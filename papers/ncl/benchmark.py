@@ -1,20 +1,24 @@
 """Seconds per training epoch and per full evaluation (ours), and the propagation choice.
 
     python -m papers.ncl.benchmark --data-root DATA [--epochs 3] [--threads 1] [--repeats 30]
+        [--json FILE]
 
-Prints, for ml-100k with the reduced recipe's model but K-means every epoch and the prototype
-term from the first epoch (``m_step 1``, ``warm_up_step 0``: the official per-epoch work, so that
-``benchmark_official.py`` times the same thing): training seconds per epoch (E-step included) and
-seconds per full validation ranking, for NCL and LightGCN, wall and process CPU time (the fairer
-number on a shared machine). Then the 3-layer propagation forward + backward on the ml-100k
-training graph: our symmetric CSR product, ``torch.sparse.mm`` with autograd, and
-torch_geometric's ``LGConv`` on an edge list and on the CSR matrix.
+For ml-100k with the reduced recipe's model but K-means every epoch and the prototype term from
+the first epoch (``m_step 1``, ``warm_up_step 0``: the official per-epoch work, so that
+``benchmark_official.py`` times the same thing), prints, and with ``--json`` writes as a
+``common.bench`` measurement file: training seconds per epoch (E-step included), one sample per
+epoch after a warm-up epoch, and seconds per full validation ranking (three samples after a
+warm-up), for NCL and LightGCN, process CPU and wall time (CPU time is the fairer number on a
+shared machine). Then the 3-layer propagation forward + backward on the ml-100k training graph:
+our symmetric CSR product, ``torch.sparse.mm`` with autograd, and torch_geometric's ``LGConv``
+on an edge list and on the CSR matrix. ``nox -s bench -- ncl`` runs this and the official side.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,40 +28,36 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import LGConv
 
+from common.bench import Measurement, time_samples, write_measurements
+from common.records import package_versions
+
 from .data import Filter, load_dataset
 from .model import normalized_adjacency, propagate
 from .train import Config, NegativeSampler, Trainer, UserItems, evaluate
 
-Clock = tuple[float, float]
+VERSIONS = ("torch", "numpy", "scipy", "faiss-cpu", "torch-geometric")
 
 
-def _clocks() -> Clock:
-    return time.perf_counter(), time.process_time()
-
-
-def _since(start: Clock) -> Clock:
-    wall, cpu = _clocks()
-    return wall - start[0], cpu - start[1]
-
-
-def time_variant(variant: str, data_root: Path, epochs: int) -> dict[str, float]:
+def time_variant(variant: str, data_root: Path, epochs: int) -> list[Measurement]:
+    """One sample per training epoch (K-means included) and per full validation ranking."""
     data = load_dataset("ml-100k", data_root, Filter(3.0), 2020)
     config = Config(variant=variant, num_clusters=156, m_step=1, warm_up_step=0)  # type: ignore[arg-type]
     torch.manual_seed(0)
     trainer = Trainer(config, data, torch.device("cpu"))
     sampler = NegativeSampler(data.train, data.n_items)
-    trainer.train_epoch(0, data.train, sampler, 0)  # warm-up
-    start = _clocks()
-    for epoch in range(1, epochs + 1):
-        trainer.train_epoch(epoch, data.train, sampler, 0)
-    wall, cpu = _since(start)
+    epoch = iter(range(epochs + 1))
+    cpu, wall = time_samples(lambda: trainer.train_epoch(next(epoch), data.train, sampler, 0),
+                             repeats=epochs)  # fmt: skip
     valid, history = UserItems(data.valid, data.n_users), UserItems(data.train, data.n_users)
-    evaluate(trainer.model, valid, history, config, torch.device("cpu"))  # warm-up
-    start = _clocks()
-    evaluate(trainer.model, valid, history, config, torch.device("cpu"))
-    eval_wall, eval_cpu = _since(start)
-    return {"epoch": wall / epochs, "epoch_cpu": cpu / epochs, "eval": eval_wall,
-            "eval_cpu": eval_cpu}  # fmt: skip
+    eval_cpu, eval_wall = time_samples(
+        lambda: evaluate(trainer.model, valid, history, config, torch.device("cpu")), repeats=3
+    )
+    return [
+        Measurement(workload=f"train epoch, {variant}", unit="s/epoch", cpu=cpu, wall=wall),
+        Measurement(
+            workload=f"full validation ranking, {variant}", unit="s", cpu=eval_cpu, wall=eval_wall
+        ),
+    ]
 
 
 def _propagators(adjacency: Tensor) -> dict[str, Callable[[Tensor], Tensor]]:
@@ -105,15 +105,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--json", type=Path, default=None, help="write the measurement file here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
     print(f"threads={args.threads} load average={os.getloadavg()[0]:.2f}")
-    root = Path(args.data_root)
+    root, measured = Path(args.data_root), []
     for variant in ("ncl", "lightgcn"):
-        t = time_variant(variant, root, args.epochs)
-        print(f"{variant}: {t['epoch']:.2f} s/epoch (cpu {t['epoch_cpu']:.2f}), full validation "
-              f"{t['eval']:.3f} s (cpu {t['eval_cpu']:.3f})", flush=True)  # fmt: skip
+        for m in time_variant(variant, root, args.epochs):
+            print(f"{m.workload}: median {statistics.median(m.cpu):.3f} CPU {m.unit} "
+                  f"(min {min(m.cpu):.3f}; wall median {statistics.median(m.wall):.3f})",
+                  flush=True)  # fmt: skip
+            measured.append(m)
+    if args.json is not None:
+        write_measurements(args.json, "ours", measured, package_versions(VERSIONS))
     for name, ms in time_propagation(root, args.repeats).items():
         print(f"propagation, {name}: {ms:.1f} ms cpu per 3-layer forward+backward", flush=True)
 

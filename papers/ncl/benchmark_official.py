@@ -1,7 +1,7 @@
 """Time RecBole 1.2.1's NCL and LightGCN (the official model) the way ``benchmark.py`` times ours.
 
     OMP_NUM_THREADS=1 RECBOLE_PYTHON papers/ncl/benchmark_official.py --data-root DATA \\
-        [--epochs 3] [--threads 1]
+        [--epochs 3] [--threads 1] [--json FILE]
 
 Run it by its path with the Python of the equivalence environment (``environments/recbole.txt``);
 it imports nothing from this repository. DATA is the data root holding
@@ -11,13 +11,17 @@ it imports nothing from this repository. DATA is the data root holding
 first epoch. Timed: ``model.e_step()`` + ``NCLTrainer._train_epoch`` per epoch (what its ``fit``
 does per epoch, without validation), after one warm-up epoch; then one ``Trainer.evaluate`` of
 the validation set (full ranking) with the cached embeddings cleared, after one warm-up. faiss's
-``gpu=True`` is switched off (faiss-cpu), as the equivalence test does.
+``gpu=True`` is switched off (faiss-cpu), as the equivalence test does. One sample per epoch and
+three per evaluation; ``--json`` writes them in ``common.bench``'s measurement-file format (plain
+JSON, written here without importing it). ``nox -s bench -- ncl`` runs this and ``benchmark.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -56,8 +60,7 @@ def _clocks() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def time_model(model_class: type, trainer_class: type, data_root: str, epochs: int,
-               threads: int) -> dict[str, float]:  # fmt: skip
+def _configured(model_class: type, data_root: str) -> Any:
     options = {**SETTINGS, "data_path": os.path.join(data_root, "movielens"),
                "checkpoint_dir": tempfile.mkdtemp()}  # fmt: skip
     argv, sys.argv = sys.argv, sys.argv[:1]  # RecBole parses --key=value from the command line
@@ -66,27 +69,50 @@ def time_model(model_class: type, trainer_class: type, data_root: str, epochs: i
     finally:
         sys.argv = argv
     init_seed(config["seed"], config["reproducibility"])
+    return config
+
+
+def _samples(step: Any, repeats: int) -> dict[str, list[float]]:
+    step()  # warm-up
+    cpu, wall = [], []
+    for _ in range(repeats):
+        start = _clocks()
+        step()
+        wall.append(time.perf_counter() - start[0])
+        cpu.append(time.process_time() - start[1])
+    return {"cpu": cpu, "wall": wall}
+
+
+def time_model(name: str, model_class: type, trainer_class: type, data_root: str, epochs: int,
+               threads: int) -> list[dict[str, Any]]:  # fmt: skip
+    config = _configured(model_class, data_root)
     torch.set_num_threads(threads)
     dataset = create_dataset(config)
     train, valid, _ = data_preparation(config, dataset)
     model = model_class(config, train.dataset)
     trainer = trainer_class(config, model)
-    clustering = hasattr(model, "e_step")
-    for epoch in range(epochs + 1):  # the first epoch is a warm-up
-        if epoch == 1:
-            start = _clocks()
-        if clustering:
+    epoch = iter(range(epochs + 1))
+
+    def train_epoch() -> None:  # what NCLTrainer.fit does per epoch, without validation
+        if hasattr(model, "e_step"):
             model.e_step()
-        trainer._train_epoch(train, epoch, show_progress=False)
-    wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
-    timings = []
-    for _ in range(2):  # warm-up, then timed
+        trainer._train_epoch(train, next(epoch), show_progress=False)
+
+    def evaluate() -> None:
         model.restore_user_e = model.restore_item_e = None
-        begin = _clocks()
         trainer.evaluate(valid, load_best_model=False, show_progress=False)
-        timings.append((time.perf_counter() - begin[0], time.process_time() - begin[1]))
-    return {"epoch": wall / epochs, "epoch_cpu": cpu / epochs, "eval": timings[-1][0],
-            "eval_cpu": timings[-1][1]}  # fmt: skip
+
+    return [
+        {"workload": f"train epoch, {name}", "unit": "s/epoch", **_samples(train_epoch, epochs)},
+        {"workload": f"full validation ranking, {name}", "unit": "s", **_samples(evaluate, 3)},
+    ]
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    names = ("torch", "numpy", "scipy", "faiss-cpu", "recbole")
+    return {n: metadata.version(n) for n in names}
 
 
 def main() -> None:
@@ -94,17 +120,26 @@ def main() -> None:
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="write the measurement file here")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     _cpu_kmeans()
     data_root = os.path.abspath(args.data_root)
+    args.json = os.path.abspath(args.json) if args.json else None
     os.chdir(tempfile.mkdtemp())  # RecBole's Trainer writes log_tensorboard/ into the cwd
     print(f"threads={args.threads} load average={os.getloadavg()[0]:.2f}")
+    measured = []
     for name, model_class, trainer_class in (("ncl", NCL, NCLTrainer),
                                              ("lightgcn", LightGCN, Trainer)):  # fmt: skip
-        t = time_model(model_class, trainer_class, data_root, args.epochs, args.threads)
-        print(f"RecBole {name}: {t['epoch']:.2f} s/epoch (cpu {t['epoch_cpu']:.2f}), full "
-              f"validation {t['eval']:.3f} s (cpu {t['eval_cpu']:.3f})", flush=True)  # fmt: skip
+        for m in time_model(name, model_class, trainer_class, data_root, args.epochs,
+                            args.threads):  # fmt: skip
+            print(f"RecBole {m['workload']}: median {statistics.median(m['cpu']):.3f} CPU "
+                  f"{m['unit']} (min {min(m['cpu']):.3f})", flush=True)  # fmt: skip
+            measured.append(m)
+    if args.json:
+        content = {"side": "official", "versions": _versions(), "measurements": measured}
+        with open(args.json, "w") as handle:
+            json.dump(content, handle, indent=2)
 
 
 if __name__ == "__main__":
