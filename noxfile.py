@@ -144,6 +144,7 @@ def _call(session: nox.Session, command: list[str]) -> int:
 
 def _bench_files(paper: str) -> tuple[Path, Path]:
     folder = ROOT / "work" / "bench" / paper
+    folder.mkdir(parents=True, exist_ok=True)
     return folder / "ours.json", folder / "official.json"
 
 

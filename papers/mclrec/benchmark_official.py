@@ -204,6 +204,7 @@ def main() -> None:
               f"{info['users']} users, prep {info['prep']:.0f} s", flush=True)  # fmt: skip
         measured += found
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as handle:
             json.dump({"side": "official", "versions": _versions(), "measurements": measured},
                       handle, indent=2)  # fmt: skip

@@ -138,6 +138,7 @@ def main() -> None:
             measured.append(m)
     if args.json:
         content = {"side": "official", "versions": _versions(), "measurements": measured}
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as handle:
             json.dump(content, handle, indent=2)
 
