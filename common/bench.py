@@ -40,6 +40,7 @@ from common.records import (
 
 Side = Literal["ours", "official"]
 BENCH_SCHEMA = 1
+CODE_PATHS = ("common", "papers", "environments", "noxfile.py", "pyproject.toml")  # what is timed
 
 
 class Measurement(BaseModel):
@@ -144,7 +145,7 @@ def make_record(paper: str, measured: MeasurementFile, threads: int,
         threads=threads,
         load_average=round(os.getloadavg()[0], 2),
         matmul_gflops=round(matmul_peak_gflops(threads), 1),
-        git=git_state(),
+        git=git_state(paths=CODE_PATHS),
         hardware=hardware_info("cpu"),
         versions=measured.versions,
         measurements=measured.measurements,
