@@ -83,7 +83,7 @@ def fused_weighted_info_nce(
     ``block_floats`` entries, 4 MB: they stay in cache between the passes)."""
     sim = anchor @ candidates.t() / tau
     rows = max(1, block_floats // sim.shape[1])
-    lse: torch.Tensor = _WeightedLogSumExp.apply(sim, tuple(assignments), rows)
+    lse: torch.Tensor = _WeightedLogSumExp.apply(sim, tuple(assignments), rows)  # type: ignore[no-untyped-call]
     return lse - sim.diagonal().mean()
 
 

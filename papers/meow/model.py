@@ -225,7 +225,7 @@ class PairWeightMLP(nn.Module):
         a, b, w2, b2 = self._factors(fine, coarse)
         sim = fine @ coarse.t() / tau
         rows = max(1, min(self.chunk, _BLOCK_FLOATS // (b.shape[0] * b.shape[1])))
-        lse: torch.Tensor = _FusedAdaptiveLoss.apply(a, b, w2, b2, sim, rows)
+        lse: torch.Tensor = _FusedAdaptiveLoss.apply(a, b, w2, b2, sim, rows)  # type: ignore[no-untyped-call]
         return lse - sim.diagonal().mean()
 
 
