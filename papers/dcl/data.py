@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.data import checksums, ensure_files
+from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 # CIFAR-10 copies: the full official archive (downloaded and extracted, md5-verified) or the
 # real 5,170/1,017-image subset on hand offline, both in the official python-batch layout.

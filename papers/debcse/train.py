@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from common.config import StrictModel
+from common.data import register_folder_datasets
 from common.errors import ClreproError
 from common.runner import RunContext, RunOutcome
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 MESSAGE = (
     "DebCSE is not reproducible here: its method (propensity model, pair weights, sampling "

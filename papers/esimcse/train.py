@@ -13,17 +13,21 @@ The loop, data and scoring shared with SimCSE and WhitenedCSE: common/sentence_t
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 from torch import Tensor
 
 from common import sentence_training as st
+from common.data import register_folder_datasets
 from common.distributed import is_distributed, rank
 from common.runner import RunContext, RunOutcome
 from common.text import tokenize_lines
 
 from .model import ESimCSE, repeat_subwords
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 
 class Config(st.SentenceConfig):

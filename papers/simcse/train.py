@@ -11,11 +11,13 @@ The loop, data and scoring shared with ESimCSE and WhitenedCSE: common/sentence_
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from torch import Tensor, nn
 
 from common import sentence_training as st
+from common.data import register_folder_datasets
 from common.distributed import is_distributed
 from common.eval.sts import stsb_dev_spearman
 from common.records import Training
@@ -23,6 +25,8 @@ from common.runner import RunContext, RunOutcome
 from common.text import pad_batch, sts_encoder, tokenize_lines
 
 from .model import SimCSE
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 
 class Config(st.SentenceConfig):

@@ -13,6 +13,7 @@ The loop, data and scoring shared with SimCSE and ESimCSE: common/sentence_train
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -20,12 +21,15 @@ from pydantic import Field
 from torch import Tensor
 
 from common import sentence_training as st
+from common.data import register_folder_datasets
 from common.distributed import is_distributed
 from common.errors import ConfigError
 from common.runner import RunContext, RunOutcome
 from common.text import tokenize_lines
 
 from .model import WhitenedCSE
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 BROKEN_CODE_CHOICES = [
     "official code does not run: num_pos views built here as 3 dropout passes of one sentence",
