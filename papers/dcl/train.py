@@ -10,13 +10,14 @@ compares batch sizes at an equal number of epochs, so smaller batches take more 
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
 from common.losses import nt_xent
 from common.runner import RunContext, RunOutcome
@@ -35,7 +36,7 @@ STATS = {  # per-channel mean and std used to normalise network inputs
 
 
 class Config(StrictModel):
-    variant: Literal["simclr", "dcl", "dclw"]
+    variant: Annotated[str, declared_variant(Path(__file__).parent)]
     backbone: Literal["small", "resnet18"] = "small"
     width: int = Field(32, ge=1)
     proj_hidden: int = Field(512, ge=1)

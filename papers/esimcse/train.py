@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 from torch import Tensor
 
 from common import sentence_training as st
+from common.config import declared_variant
 from common.data import register_folder_datasets
 from common.distributed import is_distributed, rank
 from common.runner import RunContext, RunOutcome
@@ -31,7 +32,7 @@ DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.
 
 
 class Config(st.SentenceConfig):
-    variant: Literal["esimcse"] = "esimcse"
+    variant: Annotated[str, declared_variant(Path(__file__).parent)] = "esimcse"
     dup_rate: float = Field(0.32, ge=0, lt=1, description="subword repetition rate")
     momentum: float = Field(0.995, ge=0, lt=1)
     neg_size: int = Field(160, ge=0, description="momentum queue length (2.5 x batch)")

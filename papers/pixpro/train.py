@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
 from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
@@ -32,7 +33,7 @@ MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST pixel statistics (training split)
 
 
 class Config(StrictModel):
-    variant: Literal["pixpro", "pixpro-ins", "byol", "simclr"]
+    variant: Annotated[str, declared_variant(Path(__file__).parent)]
     backbone: Literal["small", "resnet50"] = "small"
     width: int = Field(16, gt=0)
     proj_hidden: int = Field(4096, gt=0)

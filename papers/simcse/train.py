@@ -12,11 +12,12 @@ The loop, data and scoring shared with ESimCSE and WhitenedCSE: common/sentence_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from torch import Tensor, nn
 
 from common import sentence_training as st
+from common.config import declared_variant
 from common.data import register_folder_datasets
 from common.distributed import is_distributed
 from common.eval.sts import stsb_dev_spearman
@@ -30,7 +31,7 @@ DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.
 
 
 class Config(st.SentenceConfig):
-    variant: Literal["unsup-simcse", "untrained"] = "unsup-simcse"
+    variant: Annotated[str, declared_variant(Path(__file__).parent)] = "unsup-simcse"
 
 
 def baseline(

@@ -14,13 +14,14 @@ The loop, data and scoring shared with SimCSE and ESimCSE: common/sentence_train
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from common import sentence_training as st
+from common.config import declared_variant
 from common.data import register_folder_datasets
 from common.distributed import is_distributed
 from common.errors import ConfigError
@@ -40,7 +41,7 @@ BROKEN_CODE_CHOICES = [
 
 
 class Config(st.SentenceConfig):
-    variant: Literal["whitenedcse"] = "whitenedcse"
+    variant: Annotated[str, declared_variant(Path(__file__).parent)] = "whitenedcse"
     batch_size: int = Field(128, ge=2, description="sentences per replica per step")
     replicas: int = Field(2, ge=1, description="DataParallel replicas emulated per process")
     lr: float = Field(1e-5, gt=0)
