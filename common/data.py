@@ -24,8 +24,7 @@ import tarfile
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -501,30 +500,3 @@ def checksums(files: dict[str, Path], spec_name: str) -> dict[str, str]:
     spec = get_dataset(spec_name)
     return {rel: _with_kept_sha256(path, spec.file(rel)).checksum_label()
             for rel, path in files.items()}  # fmt: skip
-
-
-def spec_for_local_files(name: str, root: Path, paths: Iterable[str]) -> DatasetSpec:
-    """A spec describing files that already exist under ``root`` (for tests' generated data)."""
-    files = tuple(
-        DataFile(rel, "", sha256_of(root / rel), (root / rel).stat().st_size) for rel in paths
-    )
-    return DatasetSpec(name=name, files=files, licence="test data", citation="generated")
-
-
-@contextmanager
-def temporary_dataset(spec: DatasetSpec) -> Iterator[DatasetSpec]:
-    """Register ``spec`` in place of any dataset of that name until the block ends.
-
-    Lets a smoke test run the real loaders, with checksum verification on, over tiny files it
-    generated itself.
-    """
-    shared_specs()
-    previous = _REGISTRY.get(spec.name)
-    _REGISTRY[spec.name] = spec
-    try:
-        yield spec
-    finally:
-        if previous is None:
-            _REGISTRY.pop(spec.name, None)
-        else:
-            _REGISTRY[spec.name] = previous

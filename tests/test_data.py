@@ -19,10 +19,9 @@ from common.data import (
     register_folder_datasets,
     resolve_data_root,
     shared_datasets,
-    spec_for_local_files,
-    temporary_dataset,
 )
 from common.errors import DataError
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 PAYLOAD = b"user 1 2 3\n" * 1000
 PAPERS = Path(__file__).resolve().parents[1] / "papers"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.rundir import CHECKPOINT_NAME
 from common.runner import RunContext, main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.sentences import save_tiny_bert
 
 from .__main__ import ENTRY

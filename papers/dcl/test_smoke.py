@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from common.data import get_dataset, spec_for_local_files, temporary_dataset
+from common.data import get_dataset
 from common.records import load_records
 from common.runner import main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import RunContext, main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY

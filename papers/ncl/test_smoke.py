@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import RunContext, main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 from .__main__ import ENTRY
 

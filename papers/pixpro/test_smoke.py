@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.runner import main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 from .__main__ import ENTRY
 from .augment import byol_views
