@@ -19,13 +19,15 @@ from torch import Tensor, nn
 
 from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
+from common.eval.probes import knn_top1, linear_probe_top1
 from common.losses import nt_xent
 from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
+from common.vision import ImageData
 
 from .augment import simclr_view
-from .data import ImageData, load_images
-from .evaluate import embed, knn_accuracy, linear_probe_accuracy
+from .data import load_images
+from .evaluate import embed
 from .losses import dcl, dclw
 from .model import ResNet18Cifar, SmallCNN, projection_head
 
@@ -104,7 +106,7 @@ def _evaluate(
     bank = embed(model.backbone, data.train.images, mean, std)
     query = getattr(data, split)
     feats = embed(model.backbone, query.images, mean, std)
-    return knn_accuracy(
+    return knn_top1(
         bank,
         data.train.labels,
         feats,
@@ -190,7 +192,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     test_knn = _evaluate(model, data, config, "test", mean, std)
     bank = embed(model.backbone, data.train.images, mean, std)
     test_feats = embed(model.backbone, data.test.images, mean, std)
-    probe = linear_probe_accuracy(
+    probe = linear_probe_top1(
         bank, data.train.labels, test_feats, data.test.labels, data.num_classes, config.probe_steps
     )
     return RunOutcome(
