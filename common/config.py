@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from common.cli import read_paper_info
 from common.errors import ConfigError
 
 DATASET_OVERRIDES_KEY = "dataset_overrides"
@@ -37,6 +38,22 @@ class StrictModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def declared_variant(folder: Path) -> AfterValidator:
+    """Validation of a config's ``variant`` against the one list of a paper's variants, its
+    ``paper.toml`` (which the command line and nox read too)::
+
+        variant: Annotated[str, declared_variant(Path(__file__).parent)]
+    """
+    variants = read_paper_info(folder).variants
+
+    def check(value: str) -> str:
+        if value not in variants:
+            raise ValueError(f"{value!r} is not a variant in paper.toml ({', '.join(variants)})")
+        return value
+
+    return AfterValidator(check)
 
 
 class _Loader(yaml.SafeLoader):

@@ -7,20 +7,27 @@ verified local paths: a local file is hashed and checked, a missing file is down
 partial ``.part`` file, verifying, then moving into place atomically) or, when it is a member of
 a registered archive, extracted from the verified archive; without a network the error names the
 URL and how to point ``--data-root`` at a local copy.
+
+Datasets are declared as data: a paper's own in ``papers/<name>/datasets.toml`` (registered by
+the paper's code with :func:`register_folder_datasets`), those two or more papers use once in
+``common/datasets.toml`` (registered on first use of the registry). The format is
+:class:`DatasetsFile`'s.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import tarfile
+import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from common.errors import DataError
 
@@ -64,7 +71,6 @@ class DatasetSpec:
     citation: str
     homepage: str = ""
     notes: str = ""
-    derived: tuple[str, ...] = field(default=())
 
     def file(self, path: str) -> DataFile:
         for item in self.files:
@@ -87,7 +93,7 @@ def register(spec: DatasetSpec) -> DatasetSpec:
 
 def get_dataset(name: str) -> DatasetSpec:
     """Look a dataset up by name; an unknown name lists the registered ones."""
-    _load_catalog()
+    shared_specs()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -96,12 +102,159 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def registered_datasets() -> list[str]:
-    _load_catalog()
+    shared_specs()
     return sorted(_REGISTRY)
 
 
-def _load_catalog() -> None:
-    import common.catalog  # noqa: F401  (registers the shared datasets on import)
+DATASETS_FILE = "datasets.toml"
+SHARED_DATASETS = Path(__file__).with_name(DATASETS_FILE)
+
+_TOP_KEYS: dict[str, type] = {"shared": list, "datasets": list}
+_SPEC_KEYS: dict[str, type] = {
+    "name": str, "licence": str, "citation": str, "homepage": str, "notes": str, "files": list,
+}  # fmt: skip
+_FILE_KEYS: dict[str, type] = {
+    "path": str, "url": str, "sha256": str, "size": int, "md5": str, "archive": str,
+    "sha256_header": str,
+}  # fmt: skip
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list"}
+
+
+@dataclass(frozen=True)
+class DatasetsFile:
+    """A ``datasets.toml``: the datasets it declares and the shared ones it refers to.
+
+    Format (TOML)::
+
+        shared = ["fashion-mnist"]     # optional: names declared in common/datasets.toml
+
+        [[datasets]]
+        name = "seqrec-beauty"         # required, as are licence, citation and files
+        licence = "..."
+        citation = "..."
+        homepage = "..."               # optional, as is notes
+
+        [[datasets.files]]
+        path = "seqrec/Beauty.txt"     # required: the path under the data root
+        url = "https://..."            # optional, as are sha256, size, md5, archive and
+        sha256 = "..."                 # sha256_header (the fields of DataFile)
+        size = 1090094
+    """
+
+    path: Path
+    specs: tuple[DatasetSpec, ...]
+    shared: tuple[str, ...]
+
+
+def read_datasets_file(path: Path) -> DatasetsFile:
+    """Parse a ``datasets.toml``; a bad key, type or value is a one-line :class:`DataError`."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: it declares the datasets of its folder") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"{path} is not valid TOML: {exc}") from None
+    top = _checked_table(raw, _TOP_KEYS, (), f"{path}")
+    shared = tuple(_strings(top.get("shared", []), f"{path}: shared"))
+    specs = tuple(
+        _spec_from(entry, f"{path}: datasets[{i}]")
+        for i, entry in enumerate(top.get("datasets", []))
+    )
+    names = [spec.name for spec in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: dataset {repeated[0]!r} is declared more than once")
+    return DatasetsFile(path, specs, shared)
+
+
+def _checked_table(
+    table: object, keys: dict[str, type], required: tuple[str, ...], where: str
+) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise DataError(f"{where}: expected a table, got {type(table).__name__}")
+    for key, value in table.items():
+        expected = keys.get(key)
+        if expected is None:
+            raise DataError(f"{where}: unknown key {key!r} (valid keys: {', '.join(keys)})")
+        if type(value) is not expected:
+            raise DataError(
+                f"{where}: {key} must be {_TYPE_NAMES[expected]}, got {type(value).__name__}"
+            )
+    missing = [key for key in required if key not in table]
+    if missing:
+        raise DataError(f"{where}: missing {', '.join(missing)}")
+    return table
+
+
+def _strings(values: list[Any], where: str) -> list[str]:
+    for value in values:
+        if not isinstance(value, str):
+            raise DataError(f"{where}: {value!r} is not a string")
+    return values
+
+
+def _spec_from(entry: object, where: str) -> DatasetSpec:
+    table = _checked_table(entry, _SPEC_KEYS, ("name", "licence", "citation", "files"), where)
+    where = f"{where} ({table['name']})"
+    files = tuple(_file_from(item, f"{where}: files[{j}]") for j, item in enumerate(table["files"]))
+    if not files:
+        raise DataError(f"{where}: files is empty")
+    return DatasetSpec(
+        name=table["name"],
+        files=files,
+        licence=table["licence"],
+        citation=table["citation"],
+        homepage=table.get("homepage", ""),
+        notes=table.get("notes", ""),
+    )
+
+
+def _file_from(entry: object, where: str) -> DataFile:
+    table = _checked_table(entry, _FILE_KEYS, ("path",), where)
+    return DataFile(
+        path=table["path"],
+        url=table.get("url", ""),
+        sha256=table.get("sha256", ""),
+        size=table.get("size"),
+        md5=table.get("md5", ""),
+        archive=table.get("archive", ""),
+        sha256_header=table.get("sha256_header", ""),
+    )
+
+
+@functools.cache
+def shared_specs() -> tuple[DatasetSpec, ...]:
+    """The datasets of ``common/datasets.toml`` (those two or more papers use), registered."""
+    found = read_datasets_file(SHARED_DATASETS)
+    if found.shared:
+        raise DataError(f"{SHARED_DATASETS}: the shared file cannot refer to shared datasets")
+    for spec in found.specs:
+        register(spec)
+    return found.specs
+
+
+def register_folder_datasets(folder: Path) -> tuple[DatasetSpec, ...]:
+    """Register the datasets ``folder/datasets.toml`` declares (a paper calls this with its own
+    folder, so that a copy of the folder registers its copy); check its shared references."""
+    found = read_datasets_file(folder / DATASETS_FILE)
+    shared = {spec.name for spec in shared_specs()}
+    unknown = [name for name in found.shared if name not in shared]
+    if unknown:
+        raise DataError(f"{found.path}: shared dataset {unknown[0]!r} is not in {SHARED_DATASETS}")
+    for spec in found.specs:
+        if spec.name in shared:
+            raise DataError(
+                f"{found.path}: {spec.name!r} is declared in {SHARED_DATASETS} already; "
+                f"list it under shared instead"
+            )
+        existing = _REGISTRY.get(spec.name)
+        if existing is not None and existing != spec:
+            raise DataError(
+                f"{found.path}: dataset {spec.name!r} differs from the one registered already "
+                f"(two folders declare it differently; rename one)"
+            )
+        register(spec)
+    return found.specs
 
 
 def default_cache_root() -> Path:
@@ -347,30 +500,3 @@ def checksums(files: dict[str, Path], spec_name: str) -> dict[str, str]:
     spec = get_dataset(spec_name)
     return {rel: _with_kept_sha256(path, spec.file(rel)).checksum_label()
             for rel, path in files.items()}  # fmt: skip
-
-
-def spec_for_local_files(name: str, root: Path, paths: Iterable[str]) -> DatasetSpec:
-    """A spec describing files that already exist under ``root`` (for tests' generated data)."""
-    files = tuple(
-        DataFile(rel, "", sha256_of(root / rel), (root / rel).stat().st_size) for rel in paths
-    )
-    return DatasetSpec(name=name, files=files, licence="test data", citation="generated")
-
-
-@contextmanager
-def temporary_dataset(spec: DatasetSpec) -> Iterator[DatasetSpec]:
-    """Register ``spec`` in place of any dataset of that name until the block ends.
-
-    Lets a smoke test run the real loaders, with checksum verification on, over tiny files it
-    generated itself.
-    """
-    _load_catalog()
-    previous = _REGISTRY.get(spec.name)
-    _REGISTRY[spec.name] = spec
-    try:
-        yield spec
-    finally:
-        if previous is None:
-            _REGISTRY.pop(spec.name, None)
-        else:
-            _REGISTRY[spec.name] = previous

@@ -10,16 +10,16 @@ encoder weights kept and scored on the STS test sets, a checkpoint after every e
   encoder; :func:`cache_dir`: where the token ids are cached;
 * :func:`batches` / :func:`total_steps`: a shuffled corpus cut into steps, each process's share
   of a global batch under torchrun (the same order on resume);
-* :func:`train`: the loop around a paper's :data:`StepLoss`; :func:`average_gradients`: DDP's
-  gradient averaging;
+* :class:`SentenceTrainer`: the loop, checkpoints and scoring around a paper's model and step
+  loss (a paper subclasses it); :func:`average_gradients`: DDP's gradient averaging;
 * :func:`score` (the full STS table) and :func:`deviations` (the family's common ones).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -32,16 +32,16 @@ from common.distributed import is_distributed, rank, world_size
 from common.eval.sts import DATASET as STS_DATASET
 from common.eval.sts import TASKS, evaluate_sts, required_files, stsb_dev_spearman
 from common.records import Training
-from common.runner import RunContext
+from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
-from common.text import load_encoder, read_lines, sts_encoder
+from common.text import load_encoder, read_lines, sts_encoder, tokenize_lines
 
 __all__ = [
     "SELECTION",
     "WIKI_DATASET",
     "WIKI_FILE",
     "SentenceConfig",
-    "StepLoss",
+    "SentenceTrainer",
     "average_gradients",
     "batches",
     "cache_dir",
@@ -50,7 +50,6 @@ __all__ = [
     "score",
     "setup",
     "total_steps",
-    "train",
     "training_end",
 ]
 
@@ -61,9 +60,6 @@ CORPORA = {  # config ``corpus`` -> (registered dataset, file)
     "prefix": (WIKI_DATASET, WIKI_FILE),
 }
 SELECTION = "best STS-B dev Spearman (cosine of [CLS] before the head) over the evaluations"
-
-StepLoss = Callable[[list[list[int]], int], Tensor]
-"""A paper's loss for one step: (this process's rows of token ids, the step index) -> scalar."""
 
 
 class SentenceConfig(StrictModel):
@@ -91,6 +87,10 @@ class SentenceConfig(StrictModel):
     eval_batch_size: int = Field(128, ge=1)
     threads: int | None = Field(1, ge=1)
     budget_note: str = ""
+
+
+ConfigT = TypeVar("ConfigT", bound=SentenceConfig)
+ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
 def load_data(config: SentenceConfig, ctx: RunContext) -> tuple[list[str], dict[str, str]]:
@@ -182,79 +182,134 @@ def average_gradients(model: nn.Module) -> None:
             p.grad /= world_size()
 
 
-def train(
-    model: nn.Module,
-    encoder: nn.Module,
-    tokenizer: Any,
-    token_ids: list[list[int]],
-    step_loss: StepLoss,
-    config: SentenceConfig,
-    ctx: RunContext,
-    per_process: int | None = None,
-    extra_state: Callable[[], dict[str, Any]] | None = None,
-    load_extra: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[float, list[dict[str, float]]]:
-    """Optimise ``step_loss`` with SimCSE's schedule; keep the best-dev encoder weights.
+class SentenceTrainer(Generic[ConfigT, ModelT]):
+    """SimCSE's schedule around one paper's method: the loop, checkpoints and scoring.
 
-    ``per_process`` is the sentences each process takes per step (default ``batch_size``);
-    ``extra_state`` / ``load_extra`` put a paper's own state (a queue) into the checkpoint.
-    Returns (best dev Spearman ×100, evaluation history); ``encoder`` holds the best weights.
+    A paper subclasses it with its config and model types and overrides :meth:`build_model`
+    (its model around ``self.encoder``) and :meth:`step_loss` (one step's loss from this
+    process's rows of token ids: its batch building); a paper with state outside the model's
+    parameters (ESimCSE's queue) overrides :meth:`extra_state` / :meth:`load_extra`, one whose
+    step is not ``batch_size`` sentences (WhitenedCSE's replicas) :meth:`per_process`,
+    :meth:`log_start` and :meth:`deviations`. :meth:`run` trains and returns the outcome.
     """
-    size = config.batch_size if per_process is None else per_process
-    steps = total_steps(len(token_ids), size, config.epochs, config.max_steps)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1.0 - s / steps))
-    encode = sts_encoder(encoder, tokenizer, ctx.device)
-    state = ctx.load_checkpoint()
-    step, best = 0, float("-inf")
-    history: list[dict[str, float]] = []
-    best_state: dict[str, Tensor] | None = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optim.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step, best, best_state = state["step"], state["best"], state["best_state"]
-        history = state["history"]
-        if load_extra is not None:
-            load_extra(state["extra"])
-    model.train()
-    it = batches(len(token_ids), size, config.epochs, ctx.seed, step)
-    for rows in ctx.progress(it, desc="train", total=steps - step):
-        if step >= steps:
-            break
-        loss = step_loss([token_ids[i] for i in rows], step)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(model)
-        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        optim.step()
-        sched.step()
-        step += 1
-        if step % config.eval_steps == 0:
-            dev = stsb_dev_spearman(encode, ctx.data_root, config.eval_batch_size, config.dev_pairs)
-            history.append({"step": float(step), "stsb_dev": dev, "loss": float(loss.item())})
-            ctx.log_metrics(step, {"stsb_dev": dev, "loss": float(loss.item())}, "eval")
-            if dev > best:
-                best = dev
-                best_state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-            ctx.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optim.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "step": step,
-                    "best": best,
-                    "best_state": best_state,
-                    "history": history,
-                    "extra": extra_state() if extra_state is not None else {},
-                }
+
+    def __init__(self, config: ConfigT, ctx: RunContext) -> None:
+        self.config, self.ctx = config, ctx
+        self.lines, self.files, self.tokenizer, self.encoder = setup(config, ctx)
+        self.pad = int(self.tokenizer.pad_token_id)
+        self.gather = is_distributed()  # negatives gathered across torchrun processes
+
+    @property
+    def hidden(self) -> int:
+        """The encoder's width."""
+        hf_config: Any = self.encoder.config  # a transformers PretrainedConfig
+        return int(hf_config.hidden_size)
+
+    def build_model(self) -> ModelT:
+        raise NotImplementedError
+
+    def step_loss(self, rows: list[list[int]], step: int) -> Tensor:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra(self, state: dict[str, Any]) -> None:
+        return None
+
+    def per_process(self) -> int:
+        """Sentences this process takes per step."""
+        return self.config.batch_size
+
+    def deviations(self) -> list[str]:
+        return deviations(self.config)
+
+    def log_start(self, n_lines: int) -> None:
+        c = self.config
+        steps = total_steps(n_lines, self.per_process(), c.epochs, c.max_steps)
+        self.ctx.logger.info("%d sentences, %d steps", n_lines, steps)
+
+    def run(self) -> RunOutcome:
+        c = self.config
+        token_ids = tokenize_lines(
+            self.tokenizer, self.lines, c.max_seq_length, cache_dir(self.ctx)
+        )
+        self.model = self.build_model()
+        self.log_start(len(token_ids))
+        best, _history = self.train(token_ids)
+        return RunOutcome(
+            validation={"stsb_dev": best},
+            test=score(self.encoder, self.tokenizer, c, self.ctx),
+            selection_rule=SELECTION,
+            dataset_files=self.files,
+            training=training_end(c, len(token_ids), self.per_process()),
+            deviations=self.deviations(),
+        )
+
+    def train(self, token_ids: list[list[int]]) -> tuple[float, list[dict[str, float]]]:
+        """Optimise :meth:`step_loss` with SimCSE's schedule; keep the best-dev encoder weights.
+
+        Returns (best dev Spearman ×100, evaluation history); the encoder holds the best weights.
+        """
+        config, ctx, model, encoder = self.config, self.ctx, self.model, self.encoder
+        size = self.per_process()
+        steps = total_steps(len(token_ids), size, config.epochs, config.max_steps)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optim = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1.0 - s / steps))
+        encode = sts_encoder(encoder, self.tokenizer, ctx.device)
+        state = ctx.load_checkpoint()
+        step, best = 0, float("-inf")
+        history: list[dict[str, float]] = []
+        best_state: dict[str, Tensor] | None = None
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optim.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            step, best, best_state = state["step"], state["best"], state["best_state"]
+            history = state["history"]
+            self.load_extra(state["extra"])
+        model.train()
+        it = batches(len(token_ids), size, config.epochs, ctx.seed, step)
+        for rows in ctx.progress(it, desc="train", total=steps - step):
+            if step >= steps:
+                break
+            loss = self.step_loss([token_ids[i] for i in rows], step)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            average_gradients(model)
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optim.step()
+            sched.step()
+            step += 1
+            if step % config.eval_steps == 0:
+                dev = stsb_dev_spearman(
+                    encode, ctx.data_root, config.eval_batch_size, config.dev_pairs
+                )
+                history.append({"step": float(step), "stsb_dev": dev, "loss": float(loss.item())})
+                ctx.log_metrics(step, {"stsb_dev": dev, "loss": float(loss.item())}, "eval")
+                if dev > best:
+                    best = dev
+                    best_state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+                ctx.save_checkpoint(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optim.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "step": step,
+                        "best": best,
+                        "best_state": best_state,
+                        "history": history,
+                        "extra": self.extra_state(),
+                    }
+                )
+        if best_state is None:  # fewer steps than eval_steps: score the last weights
+            best = stsb_dev_spearman(
+                encode, ctx.data_root, config.eval_batch_size, config.dev_pairs
             )
-    if best_state is None:  # fewer steps than eval_steps: score the last weights
-        best = stsb_dev_spearman(encode, ctx.data_root, config.eval_batch_size, config.dev_pairs)
-    else:
-        encoder.load_state_dict(best_state)
-    return best, history
+        else:
+            encoder.load_state_dict(best_state)
+        return best, history
 
 
 def score(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import types
@@ -95,3 +96,39 @@ def test_issue_examples_exit_2_before_any_data_is_read(
     err = capsys.readouterr().err
     assert f"key '{override.split('=')[0]}'" in err and "Traceback" not in err
     assert list(data.iterdir()) == [] and not (tmp_path / "w").exists()
+
+
+def _variant_operand(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "variant") or (
+        isinstance(node, ast.Name) and node.id == "variant"
+    )
+
+
+def _strings(node: ast.expr) -> set[str]:
+    items = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
+    return {i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)}
+
+
+def variants_named_in_code(folder: Path) -> set[str]:
+    """The strings a folder's code compares with a variant (``config.variant == "dcl"``,
+    ``variant in ("pixpro", "pixpro-ins")``)."""
+    named: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                if any(_variant_operand(o) for o in operands):
+                    named |= set().union(*(_strings(o) for o in operands))
+    return named
+
+
+@pytest.mark.parametrize("paper", list(PAPERS))
+def test_paper_toml_is_the_one_list_of_variants(paper: str) -> None:
+    """The config accepts exactly the variants of paper.toml, and the code names no other."""
+    entry, info = _entry(paper), PAPERS[paper]
+    assert variants_named_in_code(info.folder) <= set(info.variants)
+    for variant in info.variants:
+        config = resolve_config(entry, "smoke", info.default_dataset, variant, ())
+        assert config.model_dump()["variant"] == variant
+    with pytest.raises(ConfigError, match=r"'no-such-variant' is not a variant in paper\.toml"):
+        resolve_config(entry, "smoke", info.default_dataset, "no-such-variant", ())

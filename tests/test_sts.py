@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from common.data import get_dataset, shared_datasets, spec_for_local_files, temporary_dataset
+from common.data import get_dataset, shared_datasets
 from common.errors import DataError
 from common.eval.sts import (
     TASKS,
@@ -22,6 +22,7 @@ from common.eval.sts import (
     score_pairs,
     stsb_dev_spearman,
 )
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.sentences import WORDS, write_tiny_senteval
 
 VOCAB = {w: i for i, w in enumerate(WORDS)}

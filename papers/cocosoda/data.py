@@ -16,8 +16,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.data import checksums, ensure_files
+from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 RUBY_DATASET = "codesearch-ruby"
 COSQA_DATASET = "cosqa-dev"

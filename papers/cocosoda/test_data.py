@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.errors import DataError
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 from .data import RUBY_TEST, codesearch_pairs, cosqa_pairs, load_ruby, pool_of
 from .testdata import write_tiny_codesearch

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
 from common.rundir import CHECKPOINT_NAME
-from common.runner import RunContext, main
+from common.runner import main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.sentences import save_tiny_bert
+from tests.support.smoke import run_straight_and_resumed
 
 from .__main__ import ENTRY
 from .testdata import WORDS, write_tiny_codesearch
@@ -70,19 +71,9 @@ def test_smoke_all_variants(tiny: Path) -> None:
 
 
 def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert main(ENTRY, _argv(tiny, "straight", "--variants", "cocosoda")) == 0
-    original = RunContext.save_checkpoint
-
-    def crash_after_first_epoch(self: RunContext, state: dict) -> None:  # type: ignore[type-arg]
-        original(self, state)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunContext, "save_checkpoint", crash_after_first_epoch)
-    assert (
-        main(ENTRY, _argv(tiny, "resumed", "--variants", "cocosoda")) == 130
-    )  # Ctrl-C: one line naming the checkpoint, exit status 130
-    monkeypatch.setattr(RunContext, "save_checkpoint", original)
-    assert main(ENTRY, _argv(tiny, "resumed", "--variants", "cocosoda", "--resume")) == 0
+    run_straight_and_resumed(
+        ENTRY, lambda work: _argv(tiny, work, "--variants", "cocosoda"), monkeypatch
+    )
     a = load_records(tiny / "results-straight", PAPER)[0].metrics
     b = load_records(tiny / "results-resumed", PAPER)[0].metrics
     assert a.test == pytest.approx(b.test) and a.validation == pytest.approx(b.validation)

@@ -12,13 +12,14 @@ model selection (the train split's code is not on hand); see README.md.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
 from common.records import Training
 from common.runner import RunContext, RunOutcome
@@ -29,12 +30,11 @@ from .data import Pair, load_cosqa, load_ruby, pool_of
 from .evaluate import evaluate_pairs, prefix_length, token_ids
 from .model import RUBY_TYPE_TOKENS, CoCoSoDa, base_loss, mean_pool, soft_augment
 
-Variant = Literal["zero-shot", "base", "cocosoda", "cocosoda-no-soda", "cocosoda-no-queue"]
 SELECTION = "best validation MRR (held-out slice of Ruby valid, over its own functions) per epoch"
 
 
 class Config(StrictModel):
-    variant: Variant = "cocosoda"
+    variant: Annotated[str, declared_variant(Path(__file__).parent)] = "cocosoda"
     model_name_or_path: str = Field("microsoft/unixcoder-base", description="HF name or folder")
     train_split: Literal["train", "valid"] = Field(
         "train", description="train: the official train.jsonl; valid: Ruby valid minus holdout"

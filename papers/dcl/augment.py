@@ -12,36 +12,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-_GRAY = torch.tensor([0.299, 0.587, 0.114])
-
-
-def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> Tensor:
-    return low + (high - low) * torch.rand(n, generator=gen)
+from common.vision import coin, random_grayscale, random_resized_crop, to_gray, uniform
 
 
 def crop_and_flip(x: Tensor, scale: tuple[float, float], gen: torch.Generator) -> Tensor:
-    b = x.shape[0]
-    area = _uniform(b, *scale, gen)
-    ratio = torch.exp(_uniform(b, math.log(3 / 4), math.log(4 / 3), gen))
-    w = torch.sqrt(area * ratio).clamp(max=1.0)
-    h = torch.sqrt(area / ratio).clamp(max=1.0)
-    cx = (1 - w) * _uniform(b, -1, 1, gen)
-    cy = (1 - h) * _uniform(b, -1, 1, gen)
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
-    theta[:, 1, 1], theta[:, 1, 2] = h, cy
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-
-def _gray(x: Tensor) -> Tensor:
-    if x.shape[1] == 1:
-        return x
-    return (x * _GRAY.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    """Random resized crop and flip at the input's size, reflection-padded."""
+    return random_resized_crop(x, (x.shape[2], x.shape[3]), scale, gen, "reflection")[0]
 
 
 def _hue(x: Tensor, shift: Tensor) -> Tensor:
@@ -60,22 +38,15 @@ def colour_jitter(
 ) -> Tensor:
     b = x.shape[0]
     bright, contrast, sat, hue = strength
-    apply = (torch.rand(b, generator=gen) < p).view(-1, 1, 1, 1)
-    out = x * _uniform(b, 1 - bright, 1 + bright, gen).view(-1, 1, 1, 1)
-    mean = _gray(out).mean(dim=(1, 2, 3), keepdim=True)
-    out = (out - mean) * _uniform(b, 1 - contrast, 1 + contrast, gen).view(-1, 1, 1, 1) + mean
+    apply = coin(b, p, gen)
+    out = x * uniform(b, 1 - bright, 1 + bright, gen).view(-1, 1, 1, 1)
+    mean = to_gray(out).mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * uniform(b, 1 - contrast, 1 + contrast, gen).view(-1, 1, 1, 1) + mean
     if x.shape[1] == 3:
-        gray = _gray(out)
-        out = gray + (out - gray) * _uniform(b, 1 - sat, 1 + sat, gen).view(-1, 1, 1, 1)
-        out = _hue(out, _uniform(b, -hue, hue, gen))
+        gray = to_gray(out)
+        out = gray + (out - gray) * uniform(b, 1 - sat, 1 + sat, gen).view(-1, 1, 1, 1)
+        out = _hue(out, uniform(b, -hue, hue, gen))
     return torch.where(apply, out.clamp(0, 1), x)
-
-
-def random_grayscale(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
-    if x.shape[1] == 1:
-        return x
-    apply = (torch.rand(x.shape[0], generator=gen) < p).view(-1, 1, 1, 1)
-    return torch.where(apply, _gray(x).expand_as(x), x)
 
 
 def simclr_view(

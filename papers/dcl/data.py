@@ -6,16 +6,17 @@ selection is carved from the training images (never the test split).
 
 from __future__ import annotations
 
-import gzip
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common.data import checksums, ensure_files
+from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+from common.vision import ImageData, Split, read_fashion_mnist
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 # CIFAR-10 copies: the full official archive (downloaded and extracted, md5-verified) or the
 # real 5,170/1,017-image subset on hand offline, both in the official python-batch layout.
@@ -23,29 +24,6 @@ CIFAR_COPIES = {
     "full": ("cifar10", "images/cifar-10/cifar-10-batches-py"),
     "subset": ("cifar10-subset", "images/cifar-10-subset/cifar-10-batches-py"),
 }
-FMNIST_DIR = "images/fashion-mnist"
-FMNIST = {
-    "train": (
-        f"{FMNIST_DIR}/train-images-idx3-ubyte.gz",
-        f"{FMNIST_DIR}/train-labels-idx1-ubyte.gz",
-    ),
-    "test": (f"{FMNIST_DIR}/t10k-images-idx3-ubyte.gz", f"{FMNIST_DIR}/t10k-labels-idx1-ubyte.gz"),
-}
-
-
-@dataclass(frozen=True)
-class Split:
-    images: torch.Tensor  # [N, C, H, W] float in [0, 1]
-    labels: torch.Tensor  # [N] long
-
-
-@dataclass(frozen=True)
-class ImageData:
-    train: Split
-    valid: Split
-    test: Split
-    num_classes: int
-    files: dict[str, str]
 
 
 def read_cifar_batch(path: Path) -> Split:
@@ -58,20 +36,6 @@ def read_cifar_batch(path: Path) -> Split:
     except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
         raise DataError(f"{path} is not a CIFAR-10 python batch: {exc}") from exc
     return Split(torch.from_numpy(data).float() / 255.0, torch.from_numpy(labels))
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip), as used by MNIST and Fashion-MNIST."""
-    with gzip.open(path, "rb") as handle:
-        raw = handle.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
-        raise DataError(f"{path} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{path} holds {data.size} values, its header says {dims}")
-    return data.reshape(dims)
 
 
 def _cat(splits: list[Split]) -> Split:
@@ -114,13 +78,8 @@ def load_images(
         test = read_cifar_batch(files[f"{folder}/test_batch"])
         sums = checksums(files, spec_name)
     elif name == "fashion-mnist":
-        files = ensure_files("fashion-mnist", data_root, [*FMNIST["train"], *FMNIST["test"]])
-        splits = {}
-        for part, (images, labels) in FMNIST.items():
-            x = torch.from_numpy(read_idx(files[images]).copy()).float()[:, None] / 255.0
-            splits[part] = Split(x, torch.from_numpy(read_idx(files[labels]).astype(np.int64)))
+        splits, sums = read_fashion_mnist(data_root)
         train, test = splits["train"], splits["test"]
-        sums = checksums(files, "fashion-mnist")
     else:
         raise DataError(f"unknown image dataset {name!r}; choose cifar10 or fashion-mnist")
     train, valid = _carve_validation(

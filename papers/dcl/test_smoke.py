@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -12,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from common.data import get_dataset, spec_for_local_files, temporary_dataset
+from common.data import get_dataset
 from common.records import load_records
 from common.runner import main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY
-from .augment import crop_and_flip, simclr_view
-from .data import CIFAR_COPIES, FMNIST, load_images, read_idx
-from .evaluate import knn_accuracy
+from .augment import simclr_view
+from .data import CIFAR_COPIES, load_images
 from .plot import render
 
 # Training and test images of the real files (the CIFAR-10 copy on hand, or the official one).
@@ -59,13 +58,6 @@ def write_tiny_cifar(root: Path, per_batch: int = 12, copy: str = "subset") -> l
                  "labels": [int(v) for v in rng.integers(0, 10, per_batch)]}  # fmt: skip
         (root / folder / name).write_bytes(pickle.dumps(batch))
     return [f"{folder}/{name}" for name in names]
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
 
 
 def test_smoke_cifar_all_losses_and_plot(tmp_path: Path) -> None:
@@ -112,41 +104,6 @@ def test_full_cifar_comes_from_the_verified_archive(tmp_path: Path) -> None:
     assert len(data.train.labels) + len(data.valid.labels) == 150
     assert len(data.test.labels) == 30
     assert all(value.startswith("md5:") for value in data.files.values())
-
-
-def test_fashion_mnist_idx_roundtrip(tmp_path: Path) -> None:
-    images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
-    write_idx(tmp_path / FMNIST["train"][0], images)
-    assert np.array_equal(read_idx(tmp_path / FMNIST["train"][0]), images)
-
-
-def test_knn_hand_computed() -> None:
-    # Bank: two class-0 points near +x, one class-1 point at +y. Query near +x -> class 0.
-    bank = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
-    labels = torch.tensor([0, 0, 1])
-    queries = torch.tensor([[1.0, 0.05], [0.05, 1.0]])
-    assert knn_accuracy(bank, labels, queries, torch.tensor([0, 1]), 2, k=2) == 100.0
-
-
-def test_knn_votes_are_weighted_by_exp_similarity_over_temperature() -> None:
-    # k = 3: one class-1 point on the query (cos 1), two class-0 points at cos 0.8. A plain
-    # majority says class 0; τ = 0.1 weighs exp(10) = 22026 against 2·exp(8) = 5962: class 1;
-    # τ = 1 weighs e = 2.72 against 2·e^0.8 = 4.45: class 0 again.
-    bank = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.8, -0.6]])
-    labels = torch.tensor([1, 0, 0])
-    query, label = torch.tensor([[1.0, 0.0]]), torch.tensor([1])
-    assert knn_accuracy(bank, labels, query, label, 2, k=3, temperature=0.1) == 100.0
-    assert knn_accuracy(bank, labels, query, label, 2, k=3, temperature=1.0) == 0.0
-
-
-def test_crop_keeps_orientation_or_mirrors_it() -> None:
-    # A horizontal ramp stays monotonic along each row: increasing, or decreasing if flipped.
-    ramp = torch.linspace(0, 1, 16).expand(8, 3, 16, 16).contiguous()
-    out = crop_and_flip(ramp, (0.5, 1.0), torch.Generator().manual_seed(0))
-    steps = out[:, 0, 8, 1:] - out[:, 0, 8, :-1]
-    for row in steps:
-        assert bool((row >= -1e-5).all()) or bool((row <= 1e-5).all())
-    assert {bool((r >= -1e-5).all()) for r in steps} == {True, False}  # both flips occur
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -10,21 +10,24 @@ compares batch sizes at an equal number of epochs, so smaller batches take more 
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
+from common.eval.probes import knn_top1, linear_probe_top1
 from common.losses import nt_xent
 from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
+from common.vision import ImageData
 
 from .augment import simclr_view
-from .data import ImageData, load_images
-from .evaluate import embed, knn_accuracy, linear_probe_accuracy
+from .data import load_images
+from .evaluate import embed
 from .losses import dcl, dclw
 from .model import ResNet18Cifar, SmallCNN, projection_head
 
@@ -35,7 +38,7 @@ STATS = {  # per-channel mean and std used to normalise network inputs
 
 
 class Config(StrictModel):
-    variant: Literal["simclr", "dcl", "dclw"]
+    variant: Annotated[str, declared_variant(Path(__file__).parent)]
     backbone: Literal["small", "resnet18"] = "small"
     width: int = Field(32, ge=1)
     proj_hidden: int = Field(512, ge=1)
@@ -103,7 +106,7 @@ def _evaluate(
     bank = embed(model.backbone, data.train.images, mean, std)
     query = getattr(data, split)
     feats = embed(model.backbone, query.images, mean, std)
-    return knn_accuracy(
+    return knn_top1(
         bank,
         data.train.labels,
         feats,
@@ -189,7 +192,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     test_knn = _evaluate(model, data, config, "test", mean, std)
     bank = embed(model.backbone, data.train.images, mean, std)
     test_feats = embed(model.backbone, data.test.images, mean, std)
-    probe = linear_probe_accuracy(
+    probe = linear_probe_top1(
         bank, data.train.labels, test_feats, data.test.labels, data.num_classes, config.probe_steps
     )
     return RunOutcome(

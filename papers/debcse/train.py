@@ -10,11 +10,14 @@ one-line error.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
+from common.data import register_folder_datasets
 from common.errors import ClreproError
 from common.runner import RunContext, RunOutcome
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 MESSAGE = (
     "DebCSE is not reproducible here: its method (propensity model, pair weights, sampling "
@@ -28,7 +31,7 @@ class NotReproducibleError(ClreproError):
 
 
 class Config(StrictModel):
-    variant: Literal["debcse"] = "debcse"
+    variant: Annotated[str, declared_variant(Path(__file__).parent)] = "debcse"
     model_name_or_path: str = "bert-base-uncased"
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.data import checksums, ensure_files
+from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 FILES = {
     "beauty": ("seqrec-beauty", "seqrec/Beauty.txt"),

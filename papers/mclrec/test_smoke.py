@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
-from common.runner import RunContext, main
-from tests.support.smoke import smoke_over_budget
+from common.runner import main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
+from tests.support.smoke import run_straight_and_resumed, smoke_over_budget
 
 from .__main__ import ENTRY
 from .data import kept_users
@@ -86,22 +86,9 @@ def test_smoke_all_variants(tiny: Path) -> None:
 
 
 def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert main(ENTRY, _argv(tiny, "straight", "--variants", "mclrec")) == 0
-    original = RunContext.save_checkpoint
-    calls = {"n": 0}
-
-    def crash_after_first_epoch(self: RunContext, state: dict) -> None:  # type: ignore[type-arg]
-        original(self, state)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunContext, "save_checkpoint", crash_after_first_epoch)
-    assert (
-        main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec")) == 130
-    )  # Ctrl-C: one line naming the checkpoint, exit status 130
-    monkeypatch.setattr(RunContext, "save_checkpoint", original)
-    assert main(ENTRY, _argv(tiny, "crashed", "--variants", "mclrec", "--resume")) == 0
+    run_straight_and_resumed(
+        ENTRY, lambda work: _argv(tiny, work, "--variants", "mclrec"), monkeypatch
+    )
     straight, resumed = sorted(load_records(tiny / "results", PAPER), key=lambda r: r.resumed)
     assert resumed.resumed and not straight.resumed
     assert resumed.metrics.test == straight.metrics.test

@@ -15,14 +15,14 @@ import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.data import sha256_of
 from common.errors import ClreproError
 from common.metrics import RankingAccumulator
@@ -76,7 +76,7 @@ ValidMetric = Literal[
 
 
 class Config(StrictModel):
-    variant: Literal["mclrec", "sasrec", "cl4srec"]
+    variant: Annotated[str, declared_variant(Path(__file__).parent)]
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig()
     lam: float = Field(0.0, ge=0)  # λ, weight of L_cl1 (MCLRec; official per-dataset value)

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from common.data import checksums, ensure_files
+from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 RATIOS = (20, 40, 60)
 DATASETS = {

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.runner import main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.errors import ClreproError, ConfigError
 from common.records import Origin, Training
 from common.runner import RunContext, RunOutcome
@@ -38,7 +38,6 @@ from .graph import drop_edges, mask_features, normalize_official, pathsim_topk, 
 from .losses import fused_weighted_info_nce, proto_nce
 from .model import GraphInputs, MEOWEncoder, PairWeightMLP, ProjectionHead
 
-VARIANTS = ("meow", "adameow", "meow-official-embeddings", "raw-features")
 OFFICIAL_SOURCE = "jianxiangyu/MEOW@d801ca8:code/embeds/{dataset}/0.pkl"
 DropRate = Annotated[float, Field(ge=0, lt=1)]  # a fraction of edges dropped
 Count = Annotated[int, Field(ge=1)]
@@ -60,7 +59,7 @@ class AdaConfig(StrictModel):
 
 
 class Config(StrictModel):
-    variant: Literal["meow", "adameow", "meow-official-embeddings", "raw-features"] = "meow"
+    variant: Annotated[str, declared_variant(Path(__file__).parent)] = "meow"
     epochs: int = Field(10000, ge=1, description="nb_epochs (an upper bound; patience stops)")
     patience: int = Field(30, ge=1, description="epochs without a lower training loss")
     lr: float = Field(7e-4, gt=0)

@@ -41,7 +41,7 @@ VERSIONS = ("torch", "numpy", "scipy", "faiss-cpu", "torch-geometric")
 def time_variant(variant: str, data_root: Path, epochs: int) -> list[Measurement]:
     """One sample per training epoch (K-means included) and per full validation ranking."""
     data = load_dataset("ml-100k", data_root, Filter(3.0), 2020)
-    config = Config(variant=variant, num_clusters=156, m_step=1, warm_up_step=0)  # type: ignore[arg-type]
+    config = Config(variant=variant, num_clusters=156, m_step=1, warm_up_step=0)
     torch.manual_seed(0)
     trainer = Trainer(config, data, torch.device("cpu"))
     sampler = NegativeSampler(data.train, data.n_items)

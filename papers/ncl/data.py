@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.data import checksums, ensure_files
+from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 # --dataset name -> (registry name, file under the data root): RecBole's atomic .inter file, or
 # GroupLens's ml-1m.zip (its ratings.dat is what RecBole's ml-1m.inter is converted from).

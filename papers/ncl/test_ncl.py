@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from common.data import get_dataset, spec_for_local_files, temporary_dataset
+from common.data import get_dataset
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 from .data import (
     FILES,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from common.data import spec_for_local_files, temporary_dataset
 from common.records import load_records
-from common.runner import RunContext, main
+from common.runner import main
+from tests.support.datasets import spec_for_local_files, temporary_dataset
+from tests.support.smoke import run_straight_and_resumed
 
 from .__main__ import ENTRY
 
@@ -57,22 +58,10 @@ def test_smoke_both_variants(tiny: Path) -> None:
 
 
 def test_resume_equals_uninterrupted(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert main(ENTRY, _argv(tiny, "straight", "--variants", "ncl")) == 0
-    original = RunContext.save_checkpoint
-    calls = {"n": 0}
-
-    def crash_after_second_epoch(self: RunContext, state: dict) -> None:  # type: ignore[type-arg]
-        original(self, state)
-        calls["n"] += 1
-        if calls["n"] == 2:  # after the first E-step: the clusters must come back too
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunContext, "save_checkpoint", crash_after_second_epoch)
-    assert (
-        main(ENTRY, _argv(tiny, "crashed", "--variants", "ncl")) == 130
-    )  # Ctrl-C: one line naming the checkpoint, exit status 130
-    monkeypatch.setattr(RunContext, "save_checkpoint", original)
-    assert main(ENTRY, _argv(tiny, "crashed", "--variants", "ncl", "--resume")) == 0
+    # interrupted after the second epoch, the first E-step: the clusters must come back too
+    run_straight_and_resumed(
+        ENTRY, lambda work: _argv(tiny, work, "--variants", "ncl"), monkeypatch, interrupt_after=2
+    )
     straight, resumed = sorted(load_records(tiny / "results", PAPER), key=lambda r: r.resumed)
     assert resumed.resumed and not straight.resumed
     assert resumed.metrics.test == straight.metrics.test

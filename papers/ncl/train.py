@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any
 
 import faiss
 import torch
 from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
 from common.metrics import RankingAccumulator
 from common.runner import RunContext, RunOutcome
@@ -45,7 +46,7 @@ class DataConfig(StrictModel):
 
 
 class Config(StrictModel):
-    variant: Literal["ncl", "lightgcn"]
+    variant: Annotated[str, declared_variant(Path(__file__).parent)]
     data: DataConfig = DataConfig()
     embedding_size: int = Field(64, gt=0)
     n_layers: int = Field(3, gt=0)

@@ -19,70 +19,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114])
-
-
-def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> Tensor:
-    return low + (high - low) * torch.rand(n, generator=gen)
-
-
-def _coin(n: int, p: float, gen: torch.Generator) -> Tensor:
-    return (torch.rand(n, generator=gen) < p).view(-1, 1, 1, 1)
+from common.vision import coin, random_grayscale, random_resized_crop, to_gray, uniform
 
 
 def crop_with_boxes(
     x: Tensor, size: int, scale: tuple[float, float], gen: torch.Generator, flip_p: float = 0.5
 ) -> tuple[Tensor, Tensor]:
     """Random resized crops (and flips) of ``x`` [B, C, H, W] to ``size``²; their boxes [B, 4]."""
-    b = x.shape[0]
-    area = _uniform(b, *scale, gen)
-    ratio = torch.exp(_uniform(b, math.log(3 / 4), math.log(4 / 3), gen))
-    w = torch.sqrt(area * ratio).clamp(max=1.0)  # fraction of the image width
-    h = torch.sqrt(area / ratio).clamp(max=1.0)
-    cx = (1 - w) * _uniform(b, -1, 1, gen)  # centre in [-1, 1] coordinates
-    cy = (1 - h) * _uniform(b, -1, 1, gen)
-    flip = torch.rand(b, generator=gen) < flip_p
-    sign = torch.where(flip, -1.0, 1.0)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2] = w * sign, cx
-    theta[:, 1, 1], theta[:, 1, 2] = h, cy
-    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
-    views = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    left, right = (1 + cx - w) / 2, (1 + cx + w) / 2
-    top, bottom = (1 + cy - h) / 2, (1 + cy + h) / 2
-    boxes = torch.stack(
-        [torch.where(flip, right, left), top, torch.where(flip, left, right), bottom], dim=1
-    )
-    return views, boxes
-
-
-def _gray(x: Tensor) -> Tensor:
-    if x.shape[1] == 1:
-        return x
-    return (x * _LUMA.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    return random_resized_crop(x, (size, size), scale, gen, "border", flip_p)
 
 
 def colour_jitter(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
     b = x.shape[0]
-    out = x * _uniform(b, 0.6, 1.4, gen).view(-1, 1, 1, 1)
-    mean = _gray(out).mean(dim=(1, 2, 3), keepdim=True)
-    out = (out - mean) * _uniform(b, 0.6, 1.4, gen).view(-1, 1, 1, 1) + mean
+    out = x * uniform(b, 0.6, 1.4, gen).view(-1, 1, 1, 1)
+    mean = to_gray(out).mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * uniform(b, 0.6, 1.4, gen).view(-1, 1, 1, 1) + mean
     if x.shape[1] == 3:
-        gray = _gray(out)
-        out = gray + (out - gray) * _uniform(b, 0.8, 1.2, gen).view(-1, 1, 1, 1)
-    return torch.where(_coin(b, p, gen), out.clamp(0, 1), x)
-
-
-def grayscale(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
-    if x.shape[1] == 1:
-        return x
-    return torch.where(_coin(x.shape[0], p, gen), _gray(x).expand_as(x), x)
+        gray = to_gray(out)
+        out = gray + (out - gray) * uniform(b, 0.8, 1.2, gen).view(-1, 1, 1, 1)
+    return torch.where(coin(b, p, gen), out.clamp(0, 1), x)
 
 
 def gaussian_blur(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
     b, c, h, w = x.shape
-    sigma = _uniform(b, 0.1, 2.0, gen) * h / 224
-    apply = _coin(b, p, gen)
+    sigma = uniform(b, 0.1, 2.0, gen) * h / 224
+    apply = coin(b, p, gen)
     radius = max(1, math.ceil(3 * float(sigma.max())))
     offsets = torch.arange(-radius, radius + 1, dtype=x.dtype)
     kernel = torch.exp(-(offsets.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))
@@ -96,7 +57,7 @@ def gaussian_blur(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
 
 
 def solarize(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
-    return torch.where(_coin(x.shape[0], p, gen) & (x >= 0.5), 1.0 - x, x)
+    return torch.where(coin(x.shape[0], p, gen) & (x >= 0.5), 1.0 - x, x)
 
 
 def byol_views(
@@ -106,7 +67,7 @@ def byol_views(
     out = []
     for blur_p, solar_p in ((1.0, 0.0), (0.1, 0.2)):
         v, box = crop_with_boxes(x, size, (crop_min, 1.0), gen)
-        v = grayscale(colour_jitter(v, 0.8, gen), 0.2, gen)
+        v = random_grayscale(colour_jitter(v, 0.8, gen), 0.2, gen)
         v = solarize(gaussian_blur(v, blur_p, gen), solar_p, gen)
         out.append((v, box))
     return out[0][0], out[1][0], out[0][1], out[1][1]

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 
-from common.config import StrictModel
+from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
+from common.eval.probes import knn_top1, linear_probe_top1
 from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
+from common.vision import ImageData
 
 from .augment import byol_views
-from .data import Images, load_fashion_mnist
+from .data import load_fashion_mnist
 from .dense import compose_canvases, dense_probe_miou, feature_maps
-from .evaluate import knn_top1, linear_top1, pooled_features
+from .evaluate import pooled_features
 from .model import Pretrainer
 from .pixpro import momentum_at
 
@@ -32,7 +35,7 @@ MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST pixel statistics (training split)
 
 
 class Config(StrictModel):
-    variant: Literal["pixpro", "pixpro-ins", "byol", "simclr"]
+    variant: Annotated[str, declared_variant(Path(__file__).parent)]
     backbone: Literal["small", "resnet50"] = "small"
     width: int = Field(16, gt=0)
     proj_hidden: int = Field(4096, gt=0)
@@ -85,7 +88,7 @@ def learning_rate(config: Config, step: int, total: int, per_epoch: int) -> floa
 
 
 def train_epoch(
-    model: Pretrainer, opt: Any, data: Images, config: Config, seed: int, epoch: int
+    model: Pretrainer, opt: Any, data: ImageData, config: Config, seed: int, epoch: int
 ) -> float:
     model.train()
     gen = epoch_generator(seed, epoch)
@@ -110,14 +113,14 @@ def train_epoch(
     return sum(losses) / max(len(losses), 1)
 
 
-def _knn(model: Pretrainer, data: Images, split: str, config: Config) -> float:
+def _knn(model: Pretrainer, data: ImageData, split: str, config: Config) -> float:
     bank = pooled_features(model.encoder, data.train.images, MEAN, STD)
     query = getattr(data, split)
     feats = pooled_features(model.encoder, query.images, MEAN, STD)
     return knn_top1(bank, data.train.labels, feats, query.labels, data.num_classes, config.knn_k)
 
 
-def dense_score(model: Pretrainer, data: Images, config: Config, seed: int) -> float:
+def dense_score(model: Pretrainer, data: ImageData, config: Config, seed: int) -> float:
     gen = torch.Generator().manual_seed(10_000 + seed)
     train_x, train_y = compose_canvases(
         data.train.images, data.train.labels, config.dense_train, gen
@@ -172,7 +175,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     test_feats = pooled_features(model.encoder, data.test.images, MEAN, STD)
     test = {
         "dense mIoU": dense_score(model, data, config, ctx.seed),
-        "linear top-1": linear_top1(
+        "linear top-1": linear_probe_top1(
             bank,
             data.train.labels,
             test_feats,

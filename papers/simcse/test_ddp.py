@@ -15,7 +15,7 @@ PAPER = Path(__file__).parent.name  # records are filed under it; a fork runs it
 LAUNCHER = f"""
 import sys
 from pathlib import Path
-from common.data import spec_for_local_files, temporary_dataset
+from tests.support.datasets import spec_for_local_files, temporary_dataset
 from common.runner import main
 from {__package__}.__main__ import ENTRY
 data = Path(sys.argv[1])

@@ -8,24 +8,28 @@ lr 1e-5 with linear decay, no warm-up, AdamW (weight decay 0), clipping at 1.0, 
 best checkpoint kept and scored on the STS test sets.
 Under torchrun each process takes ``replicas x batch_size`` sentences of a shared shuffled global
 batch and the InfoNCE negatives are gathered across processes (the official code's all_gather).
-The loop, data and scoring shared with SimCSE and ESimCSE: common/sentence_training.py.
+The method is :class:`WhitenedCSETrainer` (its loss in model.py); the loop, data and scoring
+it shares with SimCSE and ESimCSE: common/sentence_training.py (SentenceTrainer).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from common import sentence_training as st
-from common.distributed import is_distributed
+from common.config import declared_variant
+from common.data import register_folder_datasets
 from common.errors import ConfigError
 from common.runner import RunContext, RunOutcome
-from common.text import tokenize_lines
 
 from .model import WhitenedCSE
+
+DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
 BROKEN_CODE_CHOICES = [
     "official code does not run: num_pos views built here as 3 dropout passes of one sentence",
@@ -36,7 +40,7 @@ BROKEN_CODE_CHOICES = [
 
 
 class Config(st.SentenceConfig):
-    variant: Literal["whitenedcse"] = "whitenedcse"
+    variant: Annotated[str, declared_variant(Path(__file__).parent)] = "whitenedcse"
     batch_size: int = Field(128, ge=2, description="sentences per replica per step")
     replicas: int = Field(2, ge=1, description="DataParallel replicas emulated per process")
     lr: float = Field(1e-5, gt=0)
@@ -45,44 +49,44 @@ class Config(st.SentenceConfig):
     eigen_floor: float = Field(1e-8, gt=0)
 
 
-def run(config: Config, ctx: RunContext) -> RunOutcome:
-    lines, files, tokenizer, encoder = st.setup(config, ctx)
-    token_ids = tokenize_lines(tokenizer, lines, config.max_seq_length, st.cache_dir(ctx))
-    hf_config: Any = encoder.config  # a transformers PretrainedConfig
-    hidden = int(hf_config.hidden_size)
-    if hidden % config.group_size:
-        raise ConfigError(f"group_size {config.group_size} does not divide the width {hidden}")
-    groups = hidden // config.group_size
-    model = WhitenedCSE(encoder, hidden, config.temperature, groups, config.num_pos)
-    model.mlp.eigen_floor = config.eigen_floor
-    model.to(ctx.device)
-    gather = is_distributed()
-    pad = int(tokenizer.pad_token_id)
-    per_process = config.batch_size * config.replicas
+class WhitenedCSETrainer(st.SentenceTrainer[Config, WhitenedCSE]):
+    """WhitenedCSE: ``num_pos`` dropout views whitened group-wise (SGW); a step is ``replicas``
+    batches of ``batch_size`` sentences, each with its own loss, averaged (DataParallel)."""
 
-    def step_loss(rows: list[list[int]], step: int) -> Tensor:
-        size = config.batch_size
+    def build_model(self) -> WhitenedCSE:
+        c = self.config
+        if self.hidden % c.group_size:
+            raise ConfigError(f"group_size {c.group_size} does not divide the width {self.hidden}")
+        groups = self.hidden // c.group_size
+        model = WhitenedCSE(self.encoder, self.hidden, c.temperature, groups, c.num_pos)
+        model.mlp.eigen_floor = c.eigen_floor
+        return model.to(self.ctx.device)
+
+    def step_loss(self, rows: list[list[int]], step: int) -> Tensor:
+        size, device = self.config.batch_size, self.ctx.device
         chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-        losses = [model.loss(c, pad, ctx.device, gather=gather) for c in chunks if len(c) > 1]
+        losses = [
+            self.model.loss(c, self.pad, device, gather=self.gather) for c in chunks if len(c) > 1
+        ]
         return torch.stack(losses).mean()
 
-    ctx.logger.info(
-        "%d sentences, %d steps, %d whitening groups of %d channels",
-        len(token_ids),
-        st.total_steps(len(token_ids), per_process, config.epochs, config.max_steps),
-        groups,
-        config.group_size,
-    )
-    best, _history = st.train(
-        model, encoder, tokenizer, token_ids, step_loss, config, ctx, per_process=per_process
-    )
-    test = st.score(encoder, tokenizer, config, ctx)
-    step_size = f"{config.replicas} x {config.batch_size} sentences"
-    return RunOutcome(
-        validation={"stsb_dev": best},
-        test=test,
-        selection_rule=st.SELECTION,
-        dataset_files=files,
-        training=st.training_end(config, len(token_ids), per_process),
-        deviations=[*st.deviations(config, step_size), *BROKEN_CODE_CHOICES],
-    )
+    def per_process(self) -> int:
+        return self.config.batch_size * self.config.replicas
+
+    def log_start(self, n_lines: int) -> None:
+        c = self.config
+        self.ctx.logger.info(
+            "%d sentences, %d steps, %d whitening groups of %d channels",
+            n_lines,
+            st.total_steps(n_lines, self.per_process(), c.epochs, c.max_steps),
+            self.hidden // c.group_size,
+            c.group_size,
+        )
+
+    def deviations(self) -> list[str]:
+        step_size = f"{self.config.replicas} x {self.config.batch_size} sentences"
+        return [*st.deviations(self.config, step_size), *BROKEN_CODE_CHOICES]
+
+
+def run(config: Config, ctx: RunContext) -> RunOutcome:
+    return WhitenedCSETrainer(config, ctx).run()

@@ -115,8 +115,8 @@ def run_sentence_smoke(entry: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
     Returns its records (as JSON dicts, filed under the entry's folder name) by variant, after
     checking that each has the full STS table with finite values and a finite STS-B dev score.
     """
-    from common.data import spec_for_local_files, temporary_dataset
     from common.runner import main
+    from tests.support.datasets import spec_for_local_files, temporary_dataset
 
     data, results = tmp_path / "data", tmp_path / "results"
     sts, wiki = write_tiny_senteval(data), write_tiny_wiki(data)

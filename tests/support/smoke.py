@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
+
 
 def smoke_configs(entry: Any) -> dict[tuple[str, str], Any]:
     """The resolved ``smoke`` config of every (dataset, variant) a paper declares.
@@ -49,3 +51,34 @@ def smoke_over_budget(entry: Any, count: Count, budget: Mapping[str, int]) -> di
             total[key] = total.get(key, 0) + value
     over = {dataset: over_budget(work, budget) for dataset, work in totals.items()}
     return {dataset: items for dataset, items in over.items() if items}
+
+
+STRAIGHT, RESUMED = "straight", "resumed"  # the work folders of the two runs
+
+
+def run_straight_and_resumed(
+    entry: Any,
+    argv: Callable[[str], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt_after: int = 1,
+) -> None:
+    """Run ``entry`` with ``argv(STRAIGHT)`` to the end; then with ``argv(RESUMED)``, stopped
+    by Ctrl-C right after its ``interrupt_after``-th checkpoint (exit status 130), and resumed
+    with ``--resume`` to the end. The caller compares what the two runs recorded."""
+    from common.runner import RunContext, main
+
+    assert main(entry, argv(STRAIGHT)) == 0
+    original = RunContext.save_checkpoint
+    saves = 0
+
+    def save_then_interrupt(self: RunContext, state: dict[str, Any]) -> None:
+        nonlocal saves
+        original(self, state)
+        saves += 1
+        if saves == interrupt_after:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunContext, "save_checkpoint", save_then_interrupt)
+    assert main(entry, argv(RESUMED)) == 130  # Ctrl-C: one line naming the checkpoint
+    monkeypatch.setattr(RunContext, "save_checkpoint", original)
+    assert main(entry, [*argv(RESUMED), "--resume"]) == 0
