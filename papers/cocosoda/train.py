@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from common.config import StrictModel
@@ -25,7 +25,7 @@ from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
 from common.text import STAND_IN, load_encoder, pad_batch
 
-from .data import Pair, load_cosqa, load_ruby, pool_of
+from .data import Pair, load_cosqa, load_ruby, pool_of, slice_pairs, slice_retrieval
 from .evaluate import evaluate_pairs, prefix_length, token_ids
 from .model import RUBY_TYPE_TOKENS, CoCoSoDa, base_loss, mean_pool, soft_augment
 
@@ -58,6 +58,19 @@ class Config(StrictModel):
     eval_batch_size: int = Field(64, ge=1)
     threads: int | None = Field(1, ge=1)
     budget_note: str = ""
+    # smoke only: seeded slices (split_seed) of the real data; None keeps everything
+    eval_queries: int | None = Field(None, ge=1, description="test queries kept (Ruby, CoSQA)")
+    eval_pool: int | None = Field(
+        None, ge=1, description="functions kept: the kept queries' gold plus distractors"
+    )
+    train_pairs: int | None = Field(None, ge=2, description="training pairs kept")
+
+    @model_validator(mode="after")
+    def _slices(self) -> Config:
+        queries, pool = self.eval_queries, self.eval_pool
+        if queries is not None and pool is not None and pool < queries:
+            raise ValueError("eval_pool must be at least eval_queries (the gold functions)")
+        return self
 
 
 def split_valid(valid: list[Pair], holdout: int, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -82,22 +95,42 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
-def scores(
-    encoder: nn.Module, tokenizer: Any, config: Config, ctx: RunContext,
-    test: list[Pair], pool: list[Pair], cosqa: list[Pair] | None,
-) -> dict[str, float]:  # fmt: skip
-    """Test metrics: Ruby test queries over the pool; CoSQA queries over CoSQA's functions."""
-    args = (config.code_length, config.nl_length, ctx.device, config.eval_batch_size)
-    out = evaluate_pairs(encoder, tokenizer, test, pool, *args)
+Retrieval = tuple[list[Pair], list[Pair]]  # (queries, candidate pool)
+
+
+def eval_sets(config: Config, test: list[Pair], pool: list[Pair],
+              cosqa: list[Pair] | None) -> dict[str, Retrieval]:  # fmt: skip
+    """Ruby test queries over the pool; CoSQA queries over CoSQA's functions (sliced as the
+    config says: the smoke recipe's seeded slices, everything otherwise)."""
+    args = (config.eval_queries, config.eval_pool, config.split_seed)
+    out = {"": slice_retrieval(test, pool, *args)}
     if cosqa is not None:
-        extra = evaluate_pairs(encoder, tokenizer, cosqa, pool_of(cosqa), *args)
-        out.update({f"CoSQA {k}": v for k, v in extra.items()})
+        out["CoSQA "] = slice_retrieval(cosqa, pool_of(cosqa), *args)
     return out
 
 
-def deviations(config: Config, ruby_pool: int, codebase: int) -> list[str]:
-    out = [f"candidate pool: {ruby_pool} functions (Ruby test + valid on hand) of the {codebase} "
+def scores(
+    encoder: nn.Module, tokenizer: Any, config: Config, ctx: RunContext,
+    sets: dict[str, Retrieval],
+) -> dict[str, float]:  # fmt: skip
+    """Test metrics of each set, named by its prefix."""
+    args = (config.code_length, config.nl_length, ctx.device, config.eval_batch_size)
+    out: dict[str, float] = {}
+    for prefix, (queries, pool) in sets.items():
+        metrics = evaluate_pairs(encoder, tokenizer, queries, pool, *args)
+        out.update({f"{prefix}{k}": v for k, v in metrics.items()})
+    return out
+
+
+def deviations(config: Config, ruby: Retrieval, codebase: int) -> list[str]:
+    queries, pool = ruby
+    out = [f"candidate pool: {len(pool)} functions (Ruby test + valid on hand) of the {codebase} "
            "in CoCoSoDa's Ruby codebase list"]  # fmt: skip
+    if config.eval_queries is not None or config.eval_pool is not None:
+        out.append(f"smoke slice: {len(queries)} test queries over {len(pool)} functions "
+                   "(seeded, gold kept), CoSQA sliced alike")  # fmt: skip
+    if config.train_pairs is not None:
+        out.append(f"smoke slice: at most {config.train_pairs} training pairs (seeded)")
     if config.model_name_or_path != "microsoft/unixcoder-base":
         note = f"encoder {config.model_name_or_path} instead of microsoft/unixcoder-base"
         if config.model_name_or_path == STAND_IN:
@@ -121,20 +154,21 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     if config.cosqa:
         cosqa, cosqa_files = load_cosqa(ctx.data_root)
         files.update(cosqa_files)
-    pool = pool_of(ruby.test, ruby.valid)
+    sets = eval_sets(config, ruby.test, pool_of(ruby.test, ruby.valid), cosqa)
     tokenizer, encoder = load_encoder(config.model_name_or_path)
     encoder.to(ctx.device)
-    devs = deviations(config, len(pool), ruby.codebase_urls)
+    devs = deviations(config, sets[""], ruby.codebase_urls)
     if config.variant == "zero-shot":
-        test = scores(encoder, tokenizer, config, ctx, ruby.test, pool, cosqa)
+        test = scores(encoder, tokenizer, config, ctx, sets)
         return RunOutcome(
             validation={}, test=test, selection_rule="none (no training)", dataset_files=files,
             training=Training(stopped_by="not-trained", note="the encoder as loaded"),
             origin="pretrained-baseline", deviations=devs,
         )  # fmt: skip
     train_pairs, held_out = split_valid(ruby.valid, config.holdout, config.split_seed)
+    train_pairs = slice_pairs(train_pairs, config.train_pairs, config.split_seed)
     best, _curve, training = fit(encoder, tokenizer, config, ctx, train_pairs, held_out)
-    test = scores(encoder, tokenizer, config, ctx, ruby.test, pool, cosqa)
+    test = scores(encoder, tokenizer, config, ctx, sets)
     devs.append(
         f"training pairs: {len(train_pairs)} of Ruby valid (the train split's 24,927 are not on "
         f"hand); {len(held_out)} held out for selection"
