@@ -179,6 +179,72 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     )  # fmt: skip
 
 
+def build(
+    encoder: nn.Module, config: Config, device: torch.device, planned: int
+) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The trained module (the encoder for ``base``, else :class:`CoCoSoDa` around it), AdamW
+    with run.py's groups and the linear decay to 0 over ``planned`` steps."""
+    hf_config: Any = encoder.config  # a transformers PretrainedConfig
+    model: nn.Module = encoder
+    if config.variant != "base":
+        model = CoCoSoDa(
+            encoder, int(hf_config.hidden_size), config.queue_size, config.momentum,
+            config.temperature, use_queue=config.variant != "cocosoda-no-queue",
+        ).to(device)  # fmt: skip
+    optim = torch.optim.AdamW(
+        param_groups(model, config.weight_decay), lr=config.lr, eps=config.adam_eps
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1.0 - s / planned))
+    return model, optim, sched
+
+
+def augment_options(tokenizer: Any, p: float) -> dict[str, Any]:
+    """:func:`soft_augment`'s tokenizer-dependent keywords (prefix, specials, type tokens)."""
+    types = [tokenizer.convert_tokens_to_ids(t) for t in RUBY_TYPE_TOKENS]
+    return dict(
+        start=prefix_length(tokenizer), special_ids=sorted(set(tokenizer.all_special_ids)),
+        mask_id=tokenizer.mask_token_id, vocab_size=len(tokenizer), p=p,
+        type_ids=[t for t in types if t is not None and t != tokenizer.unk_token_id],
+    )  # fmt: skip
+
+
+Batch = tuple[Tensor, Tensor]  # padded ids, attention mask
+
+
+def batch_loss(
+    model: nn.Module, variant: str, code: Batch, nl: Batch, step: int,
+    augment: dict[str, Any] | None, device: torch.device,
+) -> Tensor:  # fmt: skip
+    """The loss of one batch at training step ``step`` (1-based); ``augment`` holds
+    :func:`soft_augment`'s keywords with its ``generator`` (None: no augmentation)."""
+    if variant == "base":
+        q = mean_pool(model, nl[0].to(device), nl[1].to(device))
+        return base_loss(q, mean_pool(model, code[0].to(device), code[1].to(device)))
+    aug_code, aug_nl = code[0], nl[0]
+    if augment is not None:
+        aug_code = soft_augment(code[0], code[1], step, is_code=True, **augment)
+        aug_nl = soft_augment(nl[0], nl[1], step, is_code=False, **augment)
+    loss: Tensor = model(
+        (code[0].to(device), code[1].to(device)), (aug_code.to(device), code[1].to(device)),
+        (nl[0].to(device), nl[1].to(device)), (aug_nl.to(device), nl[1].to(device)),
+    )  # fmt: skip
+    return loss
+
+
+def update(
+    model: nn.Module, loss: Tensor, optim: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR, max_grad_norm: float,
+) -> None:  # fmt: skip
+    """Backward, clipping at ``max_grad_norm`` (trained parameters), AdamW and schedule step."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(
+        [p for p in model.parameters() if p.requires_grad], max_grad_norm
+    )
+    optim.step()
+    sched.step()
+
+
 def fit(
     encoder: nn.Module, tokenizer: Any, config: Config, ctx: RunContext,
     train_pairs: list[Pair], held_out: list[Pair],
@@ -192,24 +258,9 @@ def fit(
         raise ClreproError(f"batch_size={config.batch_size} exceeds the {len(train_pairs)} pairs")
     planned = per_epoch * config.epochs
     total = min(planned, config.max_steps) if config.max_steps is not None else planned
-    hf_config: Any = encoder.config  # a transformers PretrainedConfig
-    hidden = int(hf_config.hidden_size)
-    model: nn.Module
-    if config.variant == "base":
-        model = encoder
-    else:
-        model = CoCoSoDa(
-            encoder, hidden, config.queue_size, config.momentum, config.temperature,
-            use_queue=config.variant != "cocosoda-no-queue",
-        ).to(ctx.device)  # fmt: skip
-    optim = torch.optim.AdamW(
-        param_groups(model, config.weight_decay), lr=config.lr, eps=config.adam_eps
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1.0 - s / planned))
-    special = sorted(set(tokenizer.all_special_ids))
-    types = [tokenizer.convert_tokens_to_ids(t) for t in RUBY_TYPE_TOKENS]
-    types = [t for t in types if t is not None and t != tokenizer.unk_token_id]
-    start = prefix_length(tokenizer)
+    model, optim, sched = build(encoder, config, ctx.device, planned)
+    augment = augment_options(tokenizer, config.aug_prob)
+    soda = config.variant not in ("base", "cocosoda-no-soda")
     step, epoch, best, best_epoch = 0, 0, float("-inf"), 0
     curve: list[float] = []
     best_state: dict[str, Tensor] | None = None
@@ -230,37 +281,17 @@ def fit(
         order = torch.randperm(
             len(train_pairs), generator=epoch_generator(ctx.seed, epoch)
         ).tolist()
-        gen = epoch_generator(ctx.seed + 7919, epoch)  # augmentation draws
+        augment["generator"] = epoch_generator(ctx.seed + 7919, epoch)  # augmentation draws
         for b in ctx.progress(range(per_epoch), desc=f"epoch {epoch + 1}"):
             if step >= total:
                 break
             rows = order[b * config.batch_size : (b + 1) * config.batch_size]
             code = pad_batch([code_ids[i] for i in rows], pad)
             nl = pad_batch([nl_ids[i] for i in rows], pad)
-            if config.variant == "base":
-                q = mean_pool(encoder, nl[0].to(ctx.device), nl[1].to(ctx.device))
-                c = mean_pool(encoder, code[0].to(ctx.device), code[1].to(ctx.device))
-                loss = base_loss(q, c)
-            else:
-                aug_code, aug_nl = code[0], nl[0]
-                if config.variant != "cocosoda-no-soda":
-                    kw = dict(start=start, special_ids=special, mask_id=tokenizer.mask_token_id,
-                              vocab_size=len(tokenizer), type_ids=types, p=config.aug_prob,
-                              generator=gen)  # fmt: skip
-                    aug_code = soft_augment(code[0], code[1], step + 1, is_code=True, **kw)
-                    aug_nl = soft_augment(nl[0], nl[1], step + 1, is_code=False, **kw)
-                dev = ctx.device
-                loss = model(
-                    (code[0].to(dev), code[1].to(dev)), (aug_code.to(dev), code[1].to(dev)),
-                    (nl[0].to(dev), nl[1].to(dev)), (aug_nl.to(dev), nl[1].to(dev)),
-                )  # fmt: skip
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
+            loss = batch_loss(
+                model, config.variant, code, nl, step + 1, augment if soda else None, ctx.device
             )
-            optim.step()
-            sched.step()
+            update(model, loss, optim, sched, config.max_grad_norm)
             step += 1
         epoch += 1
         val = evaluate_pairs(
