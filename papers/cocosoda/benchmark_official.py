@@ -8,9 +8,10 @@ PATH is a checkout of DeepSoftwareAnalytics/CoCoSoDa (read at 2f2bf8e); it is im
 :func:`official_modules`, never at this module's import, and nothing from this repository is
 imported. Adaptations, none of them in the timed algorithm:
 
-* modules the timed functions do not use are stubbed before ``run.py`` is imported: tree-sitter
+* modules the timed functions do not use are stubbed while ``run.py`` is imported: tree-sitter
   and the repository's ``parser`` / ``dataset/utils`` (dataflow extraction), ``prettytable``;
-  ``transformers.AdamW`` (removed from transformers) is ``torch.optim.AdamW``, which it equals
+  ``run.py`` sees a ``transformers`` holding its six names, ``AdamW`` (removed from transformers)
+  being ``torch.optim.AdamW``, which it equals
   with its default ``correct_bias=True``;
 * the encoder is all-MiniLM-L6-v2, not UniXcoder. The official code masks with ``ids.ne(1)``
   (RoBERTa's pad id); MiniLM pads with 0, so ids 0 and 1 are exchanged in the tokenizer and in
@@ -100,9 +101,14 @@ def official_modules(path: Path) -> tuple[Any, Any]:
     _stub("tree_sitter", Language=lambda *a: None, Parser=_Parser)
     _stub("utils", save_json_data=None, save_pickle_data=None)
     _stub("prettytable", PrettyTable=None)
-    transformers.AdamW = torch.optim.AdamW
+    kept = ("WEIGHTS_NAME", "get_linear_schedule_with_warmup", "RobertaConfig", "RobertaModel",
+             "RobertaTokenizer")  # fmt: skip
+    _stub("transformers", AdamW=torch.optim.AdamW, **{n: getattr(transformers, n) for n in kept})
     sys.path.insert(0, str(path))
-    return importlib.import_module("run"), importlib.import_module("model")
+    try:
+        return importlib.import_module("run"), importlib.import_module("model")
+    finally:
+        sys.modules["transformers"] = transformers
 
 
 def arguments(slice_dir: Path, batch: int) -> argparse.Namespace:
