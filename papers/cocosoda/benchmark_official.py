@@ -53,6 +53,7 @@ class SwappedTokenizer:
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
         self.pad_token_id = 1
+        self._pad_token = tokenizer.pad_token  # read by run.py; gone from recent transformers
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tokenizer, name)
