@@ -7,12 +7,15 @@
   ``' '.join(docstring_tokens)`` and the code ``' '.join(code_tokens)``, keyed by the function URL;
 * :func:`cosqa_pairs`: CoSQA's ``cosqa-dev.json`` (web query, Python function, 0/1 label);
 * :func:`load_ruby`: the Ruby test and valid files plus CoCoSoDa's split lists, checked against
-  each other, with the checksums of everything read.
+  each other, with the checksums of everything read;
+* :func:`slice_retrieval` / :func:`slice_pairs`: seeded slices for the smoke recipe (the kept
+  queries' gold functions always stay in the pool).
 """
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +107,31 @@ def pool_of(*splits: list[Pair]) -> list[Pair]:
         for pair in split:
             seen.setdefault(pair.key, pair)
     return list(seen.values())
+
+
+def slice_pairs(pairs: list[Pair], keep: int | None, seed: int) -> list[Pair]:
+    """A seeded subset of ``keep`` pairs in their original order (all of them if None)."""
+    if keep is None or keep >= len(pairs):
+        return list(pairs)
+    chosen = set(random.Random(seed).sample(range(len(pairs)), keep))
+    return [p for i, p in enumerate(pairs) if i in chosen]
+
+
+def slice_retrieval(
+    queries: list[Pair], pool: list[Pair], keep: int | None, pool_size: int | None, seed: int
+) -> tuple[list[Pair], list[Pair]]:
+    """``keep`` seeded queries and a pool of ``pool_size``: their gold functions plus seeded
+    distractors from the rest of ``pool``, in the pool's order (None: everything)."""
+    kept = slice_pairs(queries, keep, seed)
+    if pool_size is None or pool_size >= len(pool):
+        return kept, list(pool)
+    gold = {q.key for q in kept}
+    if pool_size < len(gold):
+        raise DataError(f"pool size {pool_size} cannot hold the {len(gold)} gold functions")
+    others = [i for i, p in enumerate(pool) if p.key not in gold]
+    rng = random.Random(seed + 1)
+    chosen = set(rng.sample(others, min(pool_size - len(gold), len(others))))
+    return kept, [p for i, p in enumerate(pool) if p.key in gold or i in chosen]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from common.config import StrictModel, declared_variant
@@ -26,7 +26,7 @@ from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
 from common.text import STAND_IN, load_encoder, pad_batch
 
-from .data import Pair, load_cosqa, load_ruby, pool_of
+from .data import Pair, load_cosqa, load_ruby, pool_of, slice_pairs, slice_retrieval
 from .evaluate import evaluate_pairs, prefix_length, token_ids
 from .model import RUBY_TYPE_TOKENS, CoCoSoDa, base_loss, mean_pool, soft_augment
 
@@ -58,6 +58,19 @@ class Config(StrictModel):
     eval_batch_size: int = Field(64, ge=1)
     threads: int | None = Field(1, ge=1)
     budget_note: str = ""
+    # smoke only: seeded slices (split_seed) of the real data; None keeps everything
+    eval_queries: int | None = Field(None, ge=1, description="test queries kept (Ruby, CoSQA)")
+    eval_pool: int | None = Field(
+        None, ge=1, description="functions kept: the kept queries' gold plus distractors"
+    )
+    train_pairs: int | None = Field(None, ge=2, description="training pairs kept")
+
+    @model_validator(mode="after")
+    def _slices(self) -> Config:
+        queries, pool = self.eval_queries, self.eval_pool
+        if queries is not None and pool is not None and pool < queries:
+            raise ValueError("eval_pool must be at least eval_queries (the gold functions)")
+        return self
 
 
 def split_valid(valid: list[Pair], holdout: int, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -82,22 +95,42 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
-def scores(
-    encoder: nn.Module, tokenizer: Any, config: Config, ctx: RunContext,
-    test: list[Pair], pool: list[Pair], cosqa: list[Pair] | None,
-) -> dict[str, float]:  # fmt: skip
-    """Test metrics: Ruby test queries over the pool; CoSQA queries over CoSQA's functions."""
-    args = (config.code_length, config.nl_length, ctx.device, config.eval_batch_size)
-    out = evaluate_pairs(encoder, tokenizer, test, pool, *args)
+Retrieval = tuple[list[Pair], list[Pair]]  # (queries, candidate pool)
+
+
+def eval_sets(config: Config, test: list[Pair], pool: list[Pair],
+              cosqa: list[Pair] | None) -> dict[str, Retrieval]:  # fmt: skip
+    """Ruby test queries over the pool; CoSQA queries over CoSQA's functions (sliced as the
+    config says: the smoke recipe's seeded slices, everything otherwise)."""
+    args = (config.eval_queries, config.eval_pool, config.split_seed)
+    out = {"": slice_retrieval(test, pool, *args)}
     if cosqa is not None:
-        extra = evaluate_pairs(encoder, tokenizer, cosqa, pool_of(cosqa), *args)
-        out.update({f"CoSQA {k}": v for k, v in extra.items()})
+        out["CoSQA "] = slice_retrieval(cosqa, pool_of(cosqa), *args)
     return out
 
 
-def deviations(config: Config, ruby_pool: int, codebase: int) -> list[str]:
-    out = [f"candidate pool: {ruby_pool} functions (Ruby test + valid on hand) of the {codebase} "
+def scores(
+    encoder: nn.Module, tokenizer: Any, config: Config, ctx: RunContext,
+    sets: dict[str, Retrieval],
+) -> dict[str, float]:  # fmt: skip
+    """Test metrics of each set, named by its prefix."""
+    args = (config.code_length, config.nl_length, ctx.device, config.eval_batch_size)
+    out: dict[str, float] = {}
+    for prefix, (queries, pool) in sets.items():
+        metrics = evaluate_pairs(encoder, tokenizer, queries, pool, *args)
+        out.update({f"{prefix}{k}": v for k, v in metrics.items()})
+    return out
+
+
+def deviations(config: Config, ruby: Retrieval, codebase: int) -> list[str]:
+    queries, pool = ruby
+    out = [f"candidate pool: {len(pool)} functions (Ruby test + valid on hand) of the {codebase} "
            "in CoCoSoDa's Ruby codebase list"]  # fmt: skip
+    if config.eval_queries is not None or config.eval_pool is not None:
+        out.append(f"smoke slice: {len(queries)} test queries over {len(pool)} functions "
+                   "(seeded, gold kept), CoSQA sliced alike")  # fmt: skip
+    if config.train_pairs is not None:
+        out.append(f"smoke slice: at most {config.train_pairs} training pairs (seeded)")
     if config.model_name_or_path != "microsoft/unixcoder-base":
         note = f"encoder {config.model_name_or_path} instead of microsoft/unixcoder-base"
         if config.model_name_or_path == STAND_IN:
@@ -121,20 +154,21 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     if config.cosqa:
         cosqa, cosqa_files = load_cosqa(ctx.data_root)
         files.update(cosqa_files)
-    pool = pool_of(ruby.test, ruby.valid)
+    sets = eval_sets(config, ruby.test, pool_of(ruby.test, ruby.valid), cosqa)
     tokenizer, encoder = load_encoder(config.model_name_or_path)
     encoder.to(ctx.device)
-    devs = deviations(config, len(pool), ruby.codebase_urls)
+    devs = deviations(config, sets[""], ruby.codebase_urls)
     if config.variant == "zero-shot":
-        test = scores(encoder, tokenizer, config, ctx, ruby.test, pool, cosqa)
+        test = scores(encoder, tokenizer, config, ctx, sets)
         return RunOutcome(
             validation={}, test=test, selection_rule="none (no training)", dataset_files=files,
             training=Training(stopped_by="not-trained", note="the encoder as loaded"),
             origin="pretrained-baseline", deviations=devs,
         )  # fmt: skip
     train_pairs, held_out = split_valid(ruby.valid, config.holdout, config.split_seed)
+    train_pairs = slice_pairs(train_pairs, config.train_pairs, config.split_seed)
     best, _curve, training = fit(encoder, tokenizer, config, ctx, train_pairs, held_out)
-    test = scores(encoder, tokenizer, config, ctx, ruby.test, pool, cosqa)
+    test = scores(encoder, tokenizer, config, ctx, sets)
     devs.append(
         f"training pairs: {len(train_pairs)} of Ruby valid (the train split's 24,927 are not on "
         f"hand); {len(held_out)} held out for selection"
@@ -143,6 +177,72 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         validation={"MRR": best}, test=test, selection_rule=SELECTION, dataset_files=files,
         training=training, deviations=devs,
     )  # fmt: skip
+
+
+def build(
+    encoder: nn.Module, config: Config, device: torch.device, planned: int
+) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The trained module (the encoder for ``base``, else :class:`CoCoSoDa` around it), AdamW
+    with run.py's groups and the linear decay to 0 over ``planned`` steps."""
+    hf_config: Any = encoder.config  # a transformers PretrainedConfig
+    model: nn.Module = encoder
+    if config.variant != "base":
+        model = CoCoSoDa(
+            encoder, int(hf_config.hidden_size), config.queue_size, config.momentum,
+            config.temperature, use_queue=config.variant != "cocosoda-no-queue",
+        ).to(device)  # fmt: skip
+    optim = torch.optim.AdamW(
+        param_groups(model, config.weight_decay), lr=config.lr, eps=config.adam_eps
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1.0 - s / planned))
+    return model, optim, sched
+
+
+def augment_options(tokenizer: Any, p: float) -> dict[str, Any]:
+    """:func:`soft_augment`'s tokenizer-dependent keywords (prefix, specials, type tokens)."""
+    types = [tokenizer.convert_tokens_to_ids(t) for t in RUBY_TYPE_TOKENS]
+    return dict(
+        start=prefix_length(tokenizer), special_ids=sorted(set(tokenizer.all_special_ids)),
+        mask_id=tokenizer.mask_token_id, vocab_size=len(tokenizer), p=p,
+        type_ids=[t for t in types if t is not None and t != tokenizer.unk_token_id],
+    )  # fmt: skip
+
+
+Batch = tuple[Tensor, Tensor]  # padded ids, attention mask
+
+
+def batch_loss(
+    model: nn.Module, variant: str, code: Batch, nl: Batch, step: int,
+    augment: dict[str, Any] | None, device: torch.device,
+) -> Tensor:  # fmt: skip
+    """The loss of one batch at training step ``step`` (1-based); ``augment`` holds
+    :func:`soft_augment`'s keywords with its ``generator`` (None: no augmentation)."""
+    if variant == "base":
+        q = mean_pool(model, nl[0].to(device), nl[1].to(device))
+        return base_loss(q, mean_pool(model, code[0].to(device), code[1].to(device)))
+    aug_code, aug_nl = code[0], nl[0]
+    if augment is not None:
+        aug_code = soft_augment(code[0], code[1], step, is_code=True, **augment)
+        aug_nl = soft_augment(nl[0], nl[1], step, is_code=False, **augment)
+    loss: Tensor = model(
+        (code[0].to(device), code[1].to(device)), (aug_code.to(device), code[1].to(device)),
+        (nl[0].to(device), nl[1].to(device)), (aug_nl.to(device), nl[1].to(device)),
+    )  # fmt: skip
+    return loss
+
+
+def update(
+    model: nn.Module, loss: Tensor, optim: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR, max_grad_norm: float,
+) -> None:  # fmt: skip
+    """Backward, clipping at ``max_grad_norm`` (trained parameters), AdamW and schedule step."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(
+        [p for p in model.parameters() if p.requires_grad], max_grad_norm
+    )
+    optim.step()
+    sched.step()
 
 
 def fit(
@@ -158,24 +258,9 @@ def fit(
         raise ClreproError(f"batch_size={config.batch_size} exceeds the {len(train_pairs)} pairs")
     planned = per_epoch * config.epochs
     total = min(planned, config.max_steps) if config.max_steps is not None else planned
-    hf_config: Any = encoder.config  # a transformers PretrainedConfig
-    hidden = int(hf_config.hidden_size)
-    model: nn.Module
-    if config.variant == "base":
-        model = encoder
-    else:
-        model = CoCoSoDa(
-            encoder, hidden, config.queue_size, config.momentum, config.temperature,
-            use_queue=config.variant != "cocosoda-no-queue",
-        ).to(ctx.device)  # fmt: skip
-    optim = torch.optim.AdamW(
-        param_groups(model, config.weight_decay), lr=config.lr, eps=config.adam_eps
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: max(0.0, 1.0 - s / planned))
-    special = sorted(set(tokenizer.all_special_ids))
-    types = [tokenizer.convert_tokens_to_ids(t) for t in RUBY_TYPE_TOKENS]
-    types = [t for t in types if t is not None and t != tokenizer.unk_token_id]
-    start = prefix_length(tokenizer)
+    model, optim, sched = build(encoder, config, ctx.device, planned)
+    augment = augment_options(tokenizer, config.aug_prob)
+    soda = config.variant not in ("base", "cocosoda-no-soda")
     step, epoch, best, best_epoch = 0, 0, float("-inf"), 0
     curve: list[float] = []
     best_state: dict[str, Tensor] | None = None
@@ -196,37 +281,17 @@ def fit(
         order = torch.randperm(
             len(train_pairs), generator=epoch_generator(ctx.seed, epoch)
         ).tolist()
-        gen = epoch_generator(ctx.seed + 7919, epoch)  # augmentation draws
+        augment["generator"] = epoch_generator(ctx.seed + 7919, epoch)  # augmentation draws
         for b in ctx.progress(range(per_epoch), desc=f"epoch {epoch + 1}"):
             if step >= total:
                 break
             rows = order[b * config.batch_size : (b + 1) * config.batch_size]
             code = pad_batch([code_ids[i] for i in rows], pad)
             nl = pad_batch([nl_ids[i] for i in rows], pad)
-            if config.variant == "base":
-                q = mean_pool(encoder, nl[0].to(ctx.device), nl[1].to(ctx.device))
-                c = mean_pool(encoder, code[0].to(ctx.device), code[1].to(ctx.device))
-                loss = base_loss(q, c)
-            else:
-                aug_code, aug_nl = code[0], nl[0]
-                if config.variant != "cocosoda-no-soda":
-                    kw = dict(start=start, special_ids=special, mask_id=tokenizer.mask_token_id,
-                              vocab_size=len(tokenizer), type_ids=types, p=config.aug_prob,
-                              generator=gen)  # fmt: skip
-                    aug_code = soft_augment(code[0], code[1], step + 1, is_code=True, **kw)
-                    aug_nl = soft_augment(nl[0], nl[1], step + 1, is_code=False, **kw)
-                dev = ctx.device
-                loss = model(
-                    (code[0].to(dev), code[1].to(dev)), (aug_code.to(dev), code[1].to(dev)),
-                    (nl[0].to(dev), nl[1].to(dev)), (aug_nl.to(dev), nl[1].to(dev)),
-                )  # fmt: skip
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
+            loss = batch_loss(
+                model, config.variant, code, nl, step + 1, augment if soda else None, ctx.device
             )
-            optim.step()
-            sched.step()
+            update(model, loss, optim, sched, config.max_grad_norm)
             step += 1
         epoch += 1
         val = evaluate_pairs(
