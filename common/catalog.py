@@ -1413,6 +1413,78 @@ _SPECS = (
             ),
         ),
     ),
+    # REARM's item features (Baby): published only on Hugging Face, whose X-Linked-Etag header
+    # is the only published checksum (none in the REARM repository); sizes are not published.
+    DatasetSpec(
+        name="rearm-baby-features",
+        licence="see REARM",
+        citation="REARM (Ma et al.); features as built by MMRec (Zhou et al.)",
+        homepage="https://huggingface.co/datasets/MrShouxingMa/Baby",
+        files=(
+            DataFile(
+                "rearm/baby/image_feat.npy",
+                "https://huggingface.co/datasets/MrShouxingMa/Baby/resolve/main/image_feat.npy",
+                "",
+                None,
+                sha256_header="X-Linked-Etag",
+            ),
+            DataFile(
+                "rearm/baby/text_feat.npy",
+                "https://huggingface.co/datasets/MrShouxingMa/Baby/resolve/main/text_feat.npy",
+                "",
+                None,
+                sha256_header="X-Linked-Etag",
+            ),
+        ),
+    ),
+    # REARM's item features (Sports): published only on Hugging Face, whose X-Linked-Etag header
+    # is the only published checksum (none in the REARM repository); sizes are not published.
+    DatasetSpec(
+        name="rearm-sports-features",
+        licence="see REARM",
+        citation="REARM (Ma et al.); features as built by MMRec (Zhou et al.)",
+        homepage="https://huggingface.co/datasets/MrShouxingMa/Sports",
+        files=(
+            DataFile(
+                "rearm/sports/image_feat.npy",
+                "https://huggingface.co/datasets/MrShouxingMa/Sports/resolve/main/image_feat.npy",
+                "",
+                None,
+                sha256_header="X-Linked-Etag",
+            ),
+            DataFile(
+                "rearm/sports/text_feat.npy",
+                "https://huggingface.co/datasets/MrShouxingMa/Sports/resolve/main/text_feat.npy",
+                "",
+                None,
+                sha256_header="X-Linked-Etag",
+            ),
+        ),
+    ),
+    # REARM's item features (Clothing): published only on Hugging Face, whose X-Linked-Etag header
+    # is the only published checksum (none in the REARM repository); sizes are not published.
+    DatasetSpec(
+        name="rearm-clothing-features",
+        licence="see REARM",
+        citation="REARM (Ma et al.); features as built by MMRec (Zhou et al.)",
+        homepage="https://huggingface.co/datasets/MrShouxingMa/Clothing",
+        files=(
+            DataFile(
+                "rearm/clothing/image_feat.npy",
+                "https://huggingface.co/datasets/MrShouxingMa/Clothing/resolve/main/image_feat.npy",
+                "",
+                None,
+                sha256_header="X-Linked-Etag",
+            ),
+            DataFile(
+                "rearm/clothing/text_feat.npy",
+                "https://huggingface.co/datasets/MrShouxingMa/Clothing/resolve/main/text_feat.npy",
+                "",
+                None,
+                sha256_header="X-Linked-Etag",
+            ),
+        ),
+    ),
     DatasetSpec(
         name="codesearch-ruby",
         licence="CodeSearchNet (MIT) / CodeXGLUE",
