@@ -20,7 +20,7 @@ modality is NOT visual; it stands in for the second modality only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -297,10 +297,25 @@ def cached_text_features(sentences: list[str], cache: Path | None,
     return feats
 
 
+def first_users(data: Dataset, n: int) -> Dataset:
+    """The interactions of users 0..n−1 only (a slice for smoke runs); every item is kept."""
+    if n >= data.n_users:
+        return data
+
+    def cut(p: Interactions) -> Interactions:
+        keep = p.user < n
+        return Interactions(p.user[keep], p.item[keep])
+
+    return replace(data, n_users=n, train=cut(data.train), valid=cut(data.valid),
+                   test=cut(data.test), notes=(*data.notes, f"sliced to the first {n} users"))  # fmt: skip
+
+
 def load(name: str, data_root: Path, *, features: bool, split_seed: int, kg_dim: int,
-         cache: Path | None) -> Dataset:  # fmt: skip
+         cache: Path | None, max_users: int | None = None) -> Dataset:  # fmt: skip
     if name in AMAZON:
-        return load_amazon(name, data_root, features)
-    if name == "ml-100k":
-        return load_movielens(data_root, split_seed, features, kg_dim, cache)
-    raise DataError(f"no loader for dataset {name!r}; choose from {[*AMAZON, 'ml-100k']}")
+        data = load_amazon(name, data_root, features)
+    elif name == "ml-100k":
+        data = load_movielens(data_root, split_seed, features, kg_dim, cache)
+    else:
+        raise DataError(f"no loader for dataset {name!r}; choose from {[*AMAZON, 'ml-100k']}")
+    return first_users(data, max_users) if max_users is not None else data

@@ -42,6 +42,7 @@ BASELINES = ("lightgcn", "bpr")
 class DataConfig(StrictModel):
     split_seed: int = Field(2025, ge=0)  # ml-100k only: the seeded 8:1:1 split (recorded)
     kg_dim: int = Field(128, gt=0)  # ml-100k only: SVD rank of the KG modality
+    max_users: int | None = Field(None, gt=0)  # smoke: only users 0..max_users-1 (all items)
 
 
 class BaselineConfig(StrictModel):
@@ -307,7 +308,8 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         torch.set_num_threads(config.threads)
     d = config.data
     data = load(ctx.dataset, ctx.data_root, features=config.variant not in BASELINES,
-                split_seed=d.split_seed, kg_dim=d.kg_dim, cache=ctx.run_dir.parent / "cache")
+                split_seed=d.split_seed, kg_dim=d.kg_dim, cache=ctx.run_dir.parent / "cache",
+                max_users=d.max_users)
     ctx.logger.info("%s: %d users, %d items, %d/%d/%d train/valid/test interactions",
                     ctx.dataset, data.n_users, data.n_items, len(data.train), len(data.valid),
                     len(data.test))  # fmt: skip
