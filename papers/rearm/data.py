@@ -36,9 +36,7 @@ AMAZON = ("baby", "sports", "clothing")
 SPLITS = ("train", "valid", "test")
 VISUAL_DIM, TEXT_DIM = 4096, 384
 ML100K = "movielens-100k"
-ML100K_FILES = {
-    ext: f"movielens/ml-100k/ml-100k.{ext}" for ext in ("inter", "item", "kg", "link")
-}
+ML100K_FILES = {ext: f"movielens/ml-100k/ml-100k.{ext}" for ext in ("inter", "item", "kg", "link")}
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,9 @@ def read_split(path: Path) -> Interactions:
     except ValueError as exc:
         raise DataError(f"{path}: not a plain numeric .npy array ({exc})") from exc
     if array.ndim != 2 or array.shape[0] != 2 or array.dtype.kind not in "iu":
-        raise DataError(f"{path}: expected an int array of shape (2, N), got {array.dtype} "
-                        f"{array.shape}")  # fmt: skip
+        raise DataError(
+            f"{path}: expected an int array of shape (2, N), got {array.dtype} {array.shape}"
+        )
     if array.size and array.min() < 0:
         raise DataError(f"{path}: negative ids")
     data = torch.from_numpy(array.astype(np.int64))
@@ -106,8 +105,9 @@ def read_features(path: Path, n_items: int, dim: int) -> Tensor:
     except ValueError as exc:
         raise DataError(f"{path}: not a plain numeric .npy array ({exc})") from exc
     if array.shape != (n_items, dim) or array.dtype.kind != "f":
-        raise DataError(f"{path}: expected float ({n_items}, {dim}), got {array.dtype} "
-                        f"{array.shape}")  # fmt: skip
+        raise DataError(
+            f"{path}: expected float ({n_items}, {dim}), got {array.dtype} {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise DataError(f"{path}: non-finite values")
     return torch.from_numpy(array.astype(np.float32))
@@ -172,9 +172,11 @@ def seeded_split(user: Tensor, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     n = counts[user[order]]
     held = torch.div(n, 10, rounding_mode="floor")
     valid_from, test_from = n - 2 * held, n - held
-    return (order[position < valid_from],
-            order[(position >= valid_from) & (position < test_from)],
-            order[position >= test_from])  # fmt: skip
+    return (
+        order[position < valid_from],
+        order[(position >= valid_from) & (position < test_from)],
+        order[position >= test_from],
+    )
 
 
 def item_sentence(title: str, year: str, genres: str) -> str:
@@ -198,8 +200,13 @@ def minilm_encoder(batch_size: int = 64) -> TextEncoder:
     def encode(sentences: list[str]) -> Tensor:
         out = []
         for start in range(0, len(sentences), batch_size):
-            batch = tokenizer(sentences[start : start + batch_size], padding=True,
-                              truncation=True, max_length=256, return_tensors="pt")  # fmt: skip
+            batch = tokenizer(
+                sentences[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=256,
+                return_tensors="pt",
+            )
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -209,8 +216,13 @@ def minilm_encoder(batch_size: int = 64) -> TextEncoder:
     return encode
 
 
-def kg_features(item_entity: list[tuple[int, str]], triples: list[tuple[str, str]], n_items: int,
-                dim: int, seed: int) -> Tensor:  # fmt: skip
+def kg_features(
+    item_entity: list[tuple[int, str]],
+    triples: list[tuple[str, str]],
+    n_items: int,
+    dim: int,
+    seed: int,
+) -> Tensor:
     """Rows U_k·S_k of a seeded truncated SVD of the binary item x entity matrix, where an item's
     entities are its linked entity and every entity one KG edge away (either direction)."""
     neighbours: dict[str, set[str]] = {}
@@ -234,9 +246,14 @@ def kg_features(item_entity: list[tuple[int, str]], triples: list[tuple[str, str
     return torch.from_numpy((u[:, order] * s[order]).astype(np.float32))
 
 
-def load_movielens(data_root: Path, split_seed: int, features: bool, kg_dim: int,
-                   cache: Path | None, encoder: Callable[[], TextEncoder] | None = None,
-                   ) -> Dataset:  # fmt: skip
+def load_movielens(
+    data_root: Path,
+    split_seed: int,
+    features: bool,
+    kg_dim: int,
+    cache: Path | None,
+    encoder: Callable[[], TextEncoder] | None = None,
+) -> Dataset:
     rels = list(ML100K_FILES.values()) if features else [ML100K_FILES["inter"]]
     files = ensure_files(ML100K, data_root, rels)
     inter = files[ML100K_FILES["inter"]]
@@ -266,20 +283,42 @@ def load_movielens(data_root: Path, split_seed: int, features: bool, kg_dim: int
         text = cached_text_features(sentences, cache, encoder or minilm_encoder)
         link_path, kg_path = files[ML100K_FILES["link"]], files[ML100K_FILES["kg"]]
         lnames, lrows = read_atomic(link_path)
-        linked = [(item_index[i], e) for i, e in zip(_column(lnames, lrows, "item_id", link_path),
-                  _column(lnames, lrows, "entity_id", link_path), strict=True)
-                  if i in item_index]  # fmt: skip
+        linked = [
+            (item_index[i], e)
+            for i, e in zip(
+                _column(lnames, lrows, "item_id", link_path),
+                _column(lnames, lrows, "entity_id", link_path),
+                strict=True,
+            )
+            if i in item_index
+        ]
         knames, krows = read_atomic(kg_path)
-        triples = list(zip(_column(knames, krows, "head_id", kg_path),
-                           _column(knames, krows, "tail_id", kg_path), strict=True))  # fmt: skip
+        triples = list(
+            zip(
+                _column(knames, krows, "head_id", kg_path),
+                _column(knames, krows, "tail_id", kg_path),
+                strict=True,
+            )
+        )
         visual = kg_features(linked, triples, len(item_ids), kg_dim, split_seed)
     notes = (f"ml-100k split: seeded per-user random 8:1:1 (split_seed {split_seed})",)
-    return Dataset(len(user_index), len(item_ids), *parts, visual, text,
-                   checksums(files, ML100K), notes)  # fmt: skip
+    train, valid, test = parts
+    return Dataset(
+        len(user_index),
+        len(item_ids),
+        train,
+        valid,
+        test,
+        visual,
+        text,
+        checksums(files, ML100K),
+        notes,
+    )
 
 
-def cached_text_features(sentences: list[str], cache: Path | None,
-                         encoder: Callable[[], TextEncoder]) -> Tensor:  # fmt: skip
+def cached_text_features(
+    sentences: list[str], cache: Path | None, encoder: Callable[[], TextEncoder]
+) -> Tensor:
     """MiniLM features of ``sentences``, computed once and kept in ``cache`` (keyed by the
     sentences' hash, so another item file never reads stale features)."""
     import hashlib
@@ -306,12 +345,26 @@ def first_users(data: Dataset, n: int) -> Dataset:
         keep = p.user < n
         return Interactions(p.user[keep], p.item[keep])
 
-    return replace(data, n_users=n, train=cut(data.train), valid=cut(data.valid),
-                   test=cut(data.test), notes=(*data.notes, f"sliced to the first {n} users"))  # fmt: skip
+    return replace(
+        data,
+        n_users=n,
+        train=cut(data.train),
+        valid=cut(data.valid),
+        test=cut(data.test),
+        notes=(*data.notes, f"sliced to the first {n} users"),
+    )
 
 
-def load(name: str, data_root: Path, *, features: bool, split_seed: int, kg_dim: int,
-         cache: Path | None, max_users: int | None = None) -> Dataset:  # fmt: skip
+def load(
+    name: str,
+    data_root: Path,
+    *,
+    features: bool,
+    split_seed: int,
+    kg_dim: int,
+    cache: Path | None,
+    max_users: int | None = None,
+) -> Dataset:
     if name in AMAZON:
         data = load_amazon(name, data_root, features)
     elif name == "ml-100k":

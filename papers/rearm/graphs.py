@@ -46,8 +46,9 @@ CO_LIMIT = 200  # creat_dict_graph keeps the 200 strongest co-occurring nodes
 
 def binary(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> sp.csr_matrix:
     """0/1 incidence matrix (repeated pairs count once)."""
-    m = sp.csr_matrix((np.ones(len(rows), dtype=np.float64), (rows.numpy(), cols.numpy())),
-                      shape=(n_rows, n_cols))  # fmt: skip
+    m = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float64), (rows.numpy(), cols.numpy())), shape=(n_rows, n_cols)
+    )
     m.data[:] = 1.0
     return m
 
@@ -87,8 +88,9 @@ def ranked_neighbours(co: sp.csr_matrix, limit: int = CO_LIMIT) -> Ranked:
     return Ranked(indptr, col[keep].astype(np.int64), cnt[keep].astype(np.float64))
 
 
-def popularity(ids_in_order: np.ndarray, partner: np.ndarray, n: int) -> tuple[np.ndarray,
-                                                                             np.ndarray]:  # fmt: skip
+def popularity(
+    ids_in_order: np.ndarray, partner: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Nodes by number of distinct partners, most first; ties by first appearance in
     ``ids_in_order`` (as Python's stable sort over an insertion-ordered dict). Nodes that never
     appear are not ranked (the official dicts do not hold them)."""
@@ -100,8 +102,9 @@ def popularity(ids_in_order: np.ndarray, partner: np.ndarray, n: int) -> tuple[n
     return order, counts[order].astype(np.float64)
 
 
-def topk_graph(ranked: Ranked, k: int, popular: tuple[np.ndarray, np.ndarray],
-               rng: np.random.RandomState) -> Tensor:  # fmt: skip
+def topk_graph(
+    ranked: Ranked, k: int, popular: tuple[np.ndarray, np.ndarray], rng: np.random.RandomState
+) -> Tensor:
     """The official ``topk_sample`` (softmax mode) as a sparse n x n tensor (duplicates summed)."""
     n = len(ranked.indptr) - 1
     length = np.diff(ranked.indptr)
@@ -124,8 +127,9 @@ def topk_graph(ranked: Ranked, k: int, popular: tuple[np.ndarray, np.ndarray],
         weight[empty] = (top_counts / top_counts.sum()).astype(np.float32)
     values = torch.softmax(torch.from_numpy(weight), dim=1)
     rows = torch.arange(n).repeat_interleave(k)
-    return torch.sparse_coo_tensor(torch.stack([rows, torch.from_numpy(index).flatten()]),
-                                   values.flatten(), (n, n)).coalesce()  # fmt: skip
+    return torch.sparse_coo_tensor(
+        torch.stack([rows, torch.from_numpy(index).flatten()]), values.flatten(), (n, n)
+    ).coalesce()
 
 
 def knn_graph(features: Tensor, k: int, block: int = 2048) -> Tensor:

@@ -89,11 +89,15 @@ class MLP(nn.Module):
 
     def __init__(self, dim_in: int, hidden: int, dim_out: int) -> None:
         super().__init__()
-        self.pre, self.act, self.out = nn.Linear(dim_in, hidden), nn.PReLU(), nn.Linear(hidden,
-                                                                                      dim_out)  # fmt: skip
+        self.pre, self.act, self.out = (
+            nn.Linear(dim_in, hidden),
+            nn.PReLU(),
+            nn.Linear(hidden, dim_out),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(self.out(self.act(self.pre(x))), dim=-1)
+        out: Tensor = F.normalize(self.out(self.act(self.pre(x))), dim=-1)
+        return out
 
 
 class _Modality(nn.Module):
@@ -109,17 +113,45 @@ class _Modality(nn.Module):
         nn.init.xavier_normal_(self.user_proj.weight)
 
 
-def _attend(attn: nn.MultiheadAttention, query: Tensor, key_value: Tensor) -> Tensor:
-    """Attention over the 64 feature dimensions (each a 1-d token)."""
-    kv = key_value.unsqueeze(2)
-    out, _ = attn(query.unsqueeze(2), kv, kv, need_weights=False)
-    return out.squeeze(2)
+def attention(attn: nn.MultiheadAttention, query: Tensor, key_value: Tensor) -> Tensor:
+    """``attn(query, kv, kv)`` of the official code for ``nn.MultiheadAttention(1, 1)`` over the
+    64 feature dimensions (each a 1-d token), written out with the module's own parameters.
+
+    With one head of width 1 the scores are an outer product, q_a·k_b (scale 1/√1), so they are
+    formed elementwise instead of by batched 64x1 @ 1x64 products, and the attention dropout
+    draws a uniform mask instead of ``bernoulli_`` (the slowest op of an epoch here): the same
+    function and distribution, another random stream. ``test_rearm.py`` checks it against
+    ``nn.MultiheadAttention`` (no dropout), and the dropout's keep rate and 1/(1 − p) scaling.
+    """
+    w, b = attn.in_proj_weight.view(3), attn.in_proj_bias.view(3)
+    q = query * w[0] + b[0]
+    k = key_value * w[1] + b[1]
+    v = key_value * w[2] + b[2]
+    weights = torch.softmax(q.unsqueeze(2) * k.unsqueeze(1), dim=2)  # [n, 64 queries, 64 keys]
+    if attn.training and attn.dropout > 0:
+        p = attn.dropout
+        if p >= 1:  # Sports: s_drop = 1 (official), the attention output is only the bias
+            weights = torch.zeros_like(weights)
+        else:
+            keep = torch.empty_like(weights).uniform_() >= p
+            weights = weights * keep / (1.0 - p)
+    out = torch.einsum("nqk,nk->nq", weights, v)
+    projected: Tensor = out * attn.out_proj.weight.view(()) + attn.out_proj.bias.view(())
+    return projected
 
 
 class REARM(nn.Module):
-    def __init__(self, n_users: int, n_items: int, ui: SparseOp, item_graph: SparseOp | None,
-                 user_graph: SparseOp | None, text: tuple[Tensor, Tensor],
-                 visual: tuple[Tensor, Tensor] | None, h: Hyper) -> None:  # fmt: skip
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        ui: SparseOp,
+        item_graph: SparseOp | None,
+        user_graph: SparseOp | None,
+        text: tuple[Tensor, Tensor],
+        visual: tuple[Tensor, Tensor] | None,
+        h: Hyper,
+    ) -> None:
         super().__init__()
         self.n_users, self.n_items, self.h = n_users, n_items, h
         self.ui, self.item_graph, self.user_graph = ui, item_graph, user_graph
@@ -153,22 +185,30 @@ class REARM(nn.Module):
         return F.normalize(x, dim=1)
 
     def _modal_item(self, gnn_v: Tensor | None, gnn_t: Tensor) -> Tensor:
-        t = self.prl(self.ly_norm(gnn_t + _attend(self.self_t, gnn_t, gnn_t)))
+        t: Tensor = self.prl(self.ly_norm(gnn_t + attention(self.self_t, gnn_t, gnn_t)))
         if gnn_v is None:
             return t
-        v = self.prl(self.ly_norm(gnn_v + _attend(self.self_v, gnn_v, gnn_v)))
-        t2v = self.prl(self.ly_norm(v + _attend(self.cross_t2v, t, v)))  # query text, residual v
-        v2t = self.prl(self.ly_norm(t + _attend(self.cross_v2t, v, t)))  # query visual, residual t
+        v = self.prl(self.ly_norm(gnn_v + attention(self.self_v, gnn_v, gnn_v)))
+        t2v = self.prl(self.ly_norm(v + attention(self.cross_t2v, t, v)))  # query text, residual v
+        v2t = self.prl(
+            self.ly_norm(t + attention(self.cross_v2t, v, t))
+        )  # query visual, residual t
         return torch.cat([t2v, v2t], dim=1)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """(representation of every node [U+I, 64·(n_modalities+1)], propagated modal parts
         [U+I, 64·n_modalities] that the contrastive and orthogonality terms read)."""
         d, mods = self.h.dim, [m for m in (self.visual, self.text) if m is not None]
-        items = self._homogeneous([self.item_id.weight, *(m.item_proj(m.item) for m in mods)],
-                                  self.item_graph, self.h.n_ii_layers)  # fmt: skip
-        users = self._homogeneous([self.user_id.weight, *(m.user_proj(m.user) for m in mods)],
-                                  self.user_graph, self.h.n_uu_layers)  # fmt: skip
+        items = self._homogeneous(
+            [self.item_id.weight, *(m.item_proj(m.item) for m in mods)],
+            self.item_graph,
+            self.h.n_ii_layers,
+        )
+        users = self._homogeneous(
+            [self.user_id.weight, *(m.user_proj(m.user) for m in mods)],
+            self.user_graph,
+            self.h.n_uu_layers,
+        )
         gnn_v = items[:, d : 2 * d] if self.visual is not None else None
         item_modal = self._modal_item(gnn_v, items[:, -d:])
         user_modal = self.prl(users[:, d:])
@@ -184,10 +224,18 @@ class REARM(nn.Module):
     def shared(self, ids: Tensor, feat: Tensor) -> Tensor:
         """The official ``meta_extra_share``. The knowledge is detached (official), so the
         compression layers ``meta_u``/``meta_i`` never receive a gradient."""
-        u = self._transform(ids[: self.n_users], self.meta_u(feat[: self.n_users]).detach(),
-                            self.mlp_u1, self.mlp_u2)  # fmt: skip
-        i = self._transform(ids[self.n_users :], self.meta_i(feat[self.n_users :]).detach(),
-                            self.mlp_i1, self.mlp_i2)  # fmt: skip
+        u = self._transform(
+            ids[: self.n_users],
+            self.meta_u(feat[: self.n_users]).detach(),
+            self.mlp_u1,
+            self.mlp_u2,
+        )
+        i = self._transform(
+            ids[self.n_users :],
+            self.meta_i(feat[self.n_users :]).detach(),
+            self.mlp_i1,
+            self.mlp_i2,
+        )
         return torch.cat([u, i])
 
     def _transform(self, x: Tensor, knowledge: Tensor, first: MLP, second: MLP) -> Tensor:
@@ -212,8 +260,9 @@ class RearmWeights:
     diff_loss_weight: float = 5e-5
 
 
-def rearm_losses(model: REARM, user: Tensor, pos: Tensor, neg: Tensor,
-                 w: RearmWeights) -> dict[str, Tensor]:  # fmt: skip
+def rearm_losses(
+    model: REARM, user: Tensor, pos: Tensor, neg: Tensor, w: RearmWeights
+) -> dict[str, Tensor]:
     """The official ``loss``: BPR + cl_loss_weight·(InfoNCE over the batch's distinct items
     (positives and negatives) + over its distinct users) + diff_loss_weight·(orthogonality over
     the batch's users + over its positive items, repeats kept). The L2 term is AdamW's weight
@@ -243,8 +292,9 @@ class LightGCN(nn.Module):
     reg_weight·EmbLoss of the batch's layer-0 embeddings. Without a graph (``ui`` None) it is
     MMRec's BPR (matrix factorisation)."""
 
-    def __init__(self, n_users: int, n_items: int, ui: SparseOp | None, dim: int,
-                 n_layers: int) -> None:  # fmt: skip
+    def __init__(
+        self, n_users: int, n_items: int, ui: SparseOp | None, dim: int, n_layers: int
+    ) -> None:
         super().__init__()
         self.n_users, self.n_items, self.ui, self.n_layers = n_users, n_items, ui, n_layers
         # MMRec: LightGCN xavier-uniform, BPR (no graph) xavier-normal
@@ -264,8 +314,9 @@ class LightGCN(nn.Module):
         return users, items
 
 
-def baseline_losses(model: LightGCN, user: Tensor, pos: Tensor, neg: Tensor,
-                    reg_weight: float) -> dict[str, Tensor]:  # fmt: skip
+def baseline_losses(
+    model: LightGCN, user: Tensor, pos: Tensor, neg: Tensor, reg_weight: float
+) -> dict[str, Tensor]:
     """MMRec's ``calculate_loss`` for LightGCN and for BPR (BPR = no propagation; MMRec's BPR
     regularises the same layer-0 rows)."""
     users, items = model()

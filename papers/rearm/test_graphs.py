@@ -18,8 +18,11 @@ def tiny_splits(seed: int = 0) -> tuple[int, int, Interactions, Interactions, In
     """Users with many, few and no co-occurring users; an item nobody trained on."""
     rng = np.random.default_rng(seed)
     n_users, n_items = 14, 12
-    pairs = [(u, int(i)) for u in range(10) for i in rng.choice(9, size=rng.integers(2, 6),
-                                                                 replace=False)]  # fmt: skip
+    pairs = [
+        (u, int(i))
+        for u in range(10)
+        for i in rng.choice(9, size=rng.integers(2, 6), replace=False)
+    ]
     pairs += [(10, 9), (11, 10), (12, 10), (13, 9), (2, 2)]  # item 11: no training user
     train = Interactions(torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]))
     valid = Interactions(torch.tensor([10, 11, 3]), torch.tensor([11, 3, 11]))
@@ -51,8 +54,9 @@ def naive_popularity(splits: list[tuple[list[int], list[int]]]) -> tuple[list[in
     return [k for k, _ in ranked], [len(v) for _, v in ranked]
 
 
-def naive_topk_sample(co: np.ndarray, k: int, popular: tuple[list[int], list[int]],
-                      rng: np.random.RandomState) -> np.ndarray:  # fmt: skip
+def naive_topk_sample(
+    co: np.ndarray, k: int, popular: tuple[list[int], list[int]], rng: np.random.RandomState
+) -> np.ndarray:
     n = co.shape[0]
     out = np.zeros((n, n), dtype=np.float64)
     for i in range(n):
@@ -86,7 +90,7 @@ def test_cooccurrence_equals_pairwise_loop() -> None:
 def test_popularity_counts_all_splits_for_users_in_first_appearance_order() -> None:
     _, n_items, train, valid, test = tiny_splits()
     splits = [(p.user.tolist(), p.item.tolist()) for p in (train, valid, test)]
-    every = [sum((s[0] for s in splits), []), sum((s[1] for s in splits), [])]
+    every = [[x for s in splits for x in s[0]], [x for s in splits for x in s[1]]]
     ids, counts = graphs.popularity(np.asarray(every[0]), np.asarray(every[1]), 14)
     want_ids, want_counts = naive_popularity(splits)
     assert ids.tolist() == want_ids and counts.tolist() == want_counts
@@ -98,8 +102,10 @@ def test_popularity_counts_all_splits_for_users_in_first_appearance_order() -> N
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_topk_graph_equals_per_node_loop(k: int) -> None:
     n_users, n_items, train, valid, test = tiny_splits()
-    every = [torch.cat([p.user for p in (train, valid, test)]),
-             torch.cat([p.item for p in (train, valid, test)])]  # fmt: skip
+    every = [
+        torch.cat([p.user for p in (train, valid, test)]),
+        torch.cat([p.item for p in (train, valid, test)]),
+    ]
     pop_u = graphs.popularity(every[0].numpy(), every[1].numpy(), n_users)
     pop_i = graphs.popularity(train.item.numpy(), train.user.numpy(), n_items)
     co_u = graphs.cooccurrence(train.user, train.item, n_users, n_items)
@@ -153,6 +159,7 @@ def test_normalized_adjacency_and_interests() -> None:
     feats = torch.randn(n_items, 3)
     mean = graphs.user_interests(train.user, train.item, n_users, feats)
     for u in (0, 10):
-        rows = [i for uu, i in zip(train.user.tolist(), train.item.tolist(), strict=True)
-                if uu == u]  # fmt: skip
+        rows = [
+            i for uu, i in zip(train.user.tolist(), train.item.tolist(), strict=True) if uu == u
+        ]
         assert torch.allclose(mean[u], feats[rows].mean(0), atol=1e-6)

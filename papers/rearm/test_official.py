@@ -3,8 +3,8 @@
 Needs the official code (MrShouxingMa/REARM, e.g. ``git archive`` of @6502a00 into a scratch
 folder outside this repository) at the path in ``$REARM_OFFICIAL_DIR`` (the folder holding
 ``utils/helper.py``); skipped otherwise. Runs ``creat_co_occur_matrix``, ``creat_dict_graph``,
-``topk_sample``, ``get_knn_adj_mat``, ``torch_sparse_tensor_norm_adj`` and the loader's ``dict_user_items``
-(popularity) on a small dataset and compares every graph entry with ours.
+``topk_sample``, ``get_knn_adj_mat``, ``torch_sparse_tensor_norm_adj`` and the loader's
+``dict_user_items`` (popularity) on a small dataset and compares every graph entry with ours.
 
 Ties: the official ``torch.topk`` orders equal co-occurrence counts in an unspecified way; for
 the comparison it is replaced, during the official calls only, by the stable sort that our
@@ -57,17 +57,19 @@ def official() -> tuple[ModuleType, ModuleType]:
 def _official_arrays(splits: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
     """(N, 2) arrays with item ids shifted by n_users, as ``BaseDataset`` holds them."""
     n_users = splits[0]
-    return tuple(np.stack([p.user.numpy(), p.item.numpy() + n_users], axis=1)
-                 for p in splits[2:])  # fmt: skip
+    return tuple(np.stack([p.user.numpy(), p.item.numpy() + n_users], axis=1) for p in splits[2:])
 
 
 @pytest.mark.parametrize(("k_user", "k_item"), [(3, 2), (5, 4)])
-def test_cooccurrence_graphs_equal_official(official: tuple[ModuleType, ModuleType],
-                                            monkeypatch: pytest.MonkeyPatch, k_user: int,
-                                            k_item: int) -> None:  # fmt: skip
+def test_cooccurrence_graphs_equal_official(
+    official: tuple[ModuleType, ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    k_user: int,
+    k_item: int,
+) -> None:
     helper, loader = official
     splits = tiny_splits(seed=3)
-    n_users, n_items, train, valid, test = splits
+    n_users, n_items, train, _, _ = splits
     tr, va, te = _official_arrays(splits)
     base = loader.BaseDataset.__new__(loader.BaseDataset)  # only its dict_user_items
     base.n_users, base.train_data, base.valid_data, base.test_data = n_users, tr, va, te
@@ -77,10 +79,12 @@ def test_cooccurrence_graphs_equal_official(official: tuple[ModuleType, ModuleTy
     co_i = helper.creat_co_occur_matrix("item", tr, n_users, n_items)
     dict_u, dict_i = helper.creat_dict_graph(co_u, n_users), helper.creat_dict_graph(co_i, n_items)
     np.random.seed(2025)  # the official Config's init_seed; users first, as the model's __init__
-    off_u = helper.topk_sample(n_users, dict_u, k_user, base.topK_users, base.topK_users_counts,
-                               "softmax", "cpu").to_dense()  # fmt: skip
-    off_i = helper.topk_sample(n_items, dict_i, k_item, base.topK_items, base.topK_items_counts,
-                               "softmax", "cpu").to_dense()  # fmt: skip
+    off_u = helper.topk_sample(
+        n_users, dict_u, k_user, base.topK_users, base.topK_users_counts, "softmax", "cpu"
+    ).to_dense()
+    off_i = helper.topk_sample(
+        n_items, dict_i, k_item, base.topK_items, base.topK_items_counts, "softmax", "cpu"
+    ).to_dense()
     monkeypatch.setattr(torch, "topk", _original_topk)
 
     every = [torch.cat([p.user for p in splits[2:]]), torch.cat([p.item for p in splits[2:]])]
@@ -91,8 +95,12 @@ def test_cooccurrence_graphs_equal_official(official: tuple[ModuleType, ModuleTy
     assert np.array_equal(ours_co_u.toarray(), co_u.numpy())
     rng = np.random.RandomState(2025)
     ours_u = graphs.topk_graph(graphs.ranked_neighbours(ours_co_u), k_user, pop_u, rng)
-    ours_i = graphs.topk_graph(graphs.ranked_neighbours(
-        graphs.cooccurrence(train.item, train.user, n_items, n_users)), k_item, pop_i, rng)  # fmt: skip
+    ours_i = graphs.topk_graph(
+        graphs.ranked_neighbours(graphs.cooccurrence(train.item, train.user, n_items, n_users)),
+        k_item,
+        pop_i,
+        rng,
+    )
     assert torch.allclose(ours_u.to_dense(), off_u, atol=1e-6)
     assert torch.allclose(ours_i.to_dense(), off_i, atol=1e-6)
 

@@ -16,7 +16,7 @@ from common.errors import DataError
 from . import data as data_module
 from . import graphs
 from .losses import bpr_gamma, bpr_logsigmoid, embedding_norm, modal_info_nce, orthogonality
-from .model import REARM, Hyper, RearmWeights, SparseOp, rearm_losses
+from .model import REARM, Hyper, RearmWeights, SparseOp, attention, rearm_losses
 from .test_graphs import tiny_splits
 from .train import NegativeSampler, UserItems
 
@@ -37,8 +37,14 @@ def test_orthogonality_equals_naive() -> None:
     ac, bc = a - a.mean(0), b - b.mean(0)
     an = [ac[r] / (ac[r].norm() + 1e-6) for r in range(7)]
     bn = [bc[r] / (bc[r].norm() + 1e-6) for r in range(7)]
-    want = sum(sum(float(an[r][i] * bn[r][j]) for r in range(7)) ** 2
-               for i in range(3) for j in range(3)) / 9  # fmt: skip
+    want = (
+        sum(
+            sum(float(an[r][i] * bn[r][j]) for r in range(7)) ** 2
+            for i in range(3)
+            for j in range(3)
+        )
+        / 9
+    )
     assert orthogonality(a, b).item() == pytest.approx(want, rel=1e-5)
     # the row norms are detached: the gradient is that of a fixed per-row scaling
     a.requires_grad_(True)
@@ -48,8 +54,13 @@ def test_orthogonality_equals_naive() -> None:
 
 def test_bpr_and_embedding_norm() -> None:
     pos, neg = torch.randn(5, generator=GEN), torch.randn(5, generator=GEN)
-    want = -sum(math.log(1 / (1 + math.exp(-(p - n)))) for p, n in zip(pos.tolist(),
-                                                                      neg.tolist())) / 5  # fmt: skip
+    want = (
+        -sum(
+            math.log(1 / (1 + math.exp(-(p - n))))
+            for p, n in zip(pos.tolist(), neg.tolist(), strict=True)
+        )
+        / 5
+    )
     assert bpr_logsigmoid(pos, neg).item() == pytest.approx(want, rel=1e-5)
     assert bpr_gamma(pos, neg).item() == pytest.approx(want, rel=1e-5)
     x, y = torch.randn(4, 3, generator=GEN), torch.randn(4, 3, generator=GEN)
@@ -90,9 +101,15 @@ def test_missing_features_offline_is_one_line(tmp_path: Path) -> None:
     from common.data import spec_for_local_files
 
     split = spec_for_local_files("rearm-baby", tmp_path, rels)
-    feats = DatasetSpec(name="rearm-baby-features", licence="t", citation="t", files=tuple(
-        DataFile(r, "http://127.0.0.1:9/none", "", None, sha256_header="X-Linked-Etag")
-        for r in data_module.feature_files("baby")))  # fmt: skip
+    feats = DatasetSpec(
+        name="rearm-baby-features",
+        licence="t",
+        citation="t",
+        files=tuple(
+            DataFile(r, "http://127.0.0.1:9/none", "", None, sha256_header="X-Linked-Etag")
+            for r in data_module.feature_files("baby")
+        ),
+    )
     with temporary_dataset(split), temporary_dataset(feats):
         assert data_module.load_amazon("baby", tmp_path, features=False).visual is None
         with pytest.raises(DataError) as err:
@@ -160,16 +177,15 @@ def test_user_items_dense_mask() -> None:
     _, n_items, train, _, _ = tiny_splits()
     mask = UserItems(train, 14).dense(torch.tensor([10, 2]), n_items)
     assert mask[0].nonzero().flatten().tolist() == [9]
-    assert set(mask[1].nonzero().flatten().tolist()) == set(
-        train.item[train.user == 2].tolist()
-    )
+    assert set(mask[1].nonzero().flatten().tolist()) == set(train.item[train.user == 2].tolist())
 
 
 def _model(h: Hyper, text_only: bool = False) -> REARM:
     n_users, n_items, train, _, _ = tiny_splits()
     torch.manual_seed(0)
-    ui = SparseOp(graphs.normalized_adjacency(train.user, train.item, n_users, n_items),
-                  torch.device("cpu"))  # fmt: skip
+    ui = SparseOp(
+        graphs.normalized_adjacency(train.user, train.item, n_users, n_items), torch.device("cpu")
+    )
     ig = SparseOp(graphs.knn_graph(torch.randn(n_items, 5), 3), torch.device("cpu"))
     ug = SparseOp(graphs.knn_graph(torch.randn(n_users, 5), 3), torch.device("cpu"))
     text = torch.randn(n_items, 7)
@@ -188,20 +204,27 @@ def test_representation_blocks_and_ablations() -> None:
     rep_nm, _ = no_meta()
     # without the meta-network the third block is the propagated id embedding, which the first
     # two blocks also add: block3 = block1 − PReLU(visual part)
-    assert torch.allclose(rep_nm[:, 16:], rep_nm[:, :8] - no_meta.prl(_(no_meta)[:, :8]))
+    assert torch.allclose(
+        rep_nm[:, 16:], rep_nm[:, :8] - no_meta.prl(modal_parts(no_meta)[:, :8]), atol=1e-6
+    )
     assert not torch.allclose(rep[:, 16:], rep_nm[:, 16:])
     text_only = _model(Hyper(dim=8, n_layers=2, rank=2), text_only=True).eval()
     assert text_only()[0].shape == (26, 16)
 
 
-def _(model: REARM) -> torch.Tensor:
-    return model()[1]
+def modal_parts(model: REARM) -> torch.Tensor:
+    _rep, feat = model()
+    out: torch.Tensor = feat
+    return out
 
 
 def test_losses_and_gradients_of_rearm() -> None:
     model = _model(Hyper(dim=8, n_layers=2, rank=2))
-    user, pos, neg = torch.tensor([0, 1, 1, 3]), torch.tensor([0, 2, 3, 4]), torch.tensor([5, 6,
-                                                                                             7, 8])  # fmt: skip
+    user, pos, neg = (
+        torch.tensor([0, 1, 1, 3]),
+        torch.tensor([0, 2, 3, 4]),
+        torch.tensor([5, 6, 7, 8]),
+    )
     parts = rearm_losses(model, user, pos, neg, RearmWeights(0.5, 1.0, 1.0))
     assert set(parts) == {"bpr", "cl", "orth"}
     sum(parts.values()).backward()  # type: ignore[union-attr]
@@ -210,3 +233,20 @@ def test_losses_and_gradients_of_rearm() -> None:
     assert model.visual is not None and model.visual.item.grad is not None  # trainable features
     no_orth = rearm_losses(model, user, pos, neg, RearmWeights(0.5, 1.0, 0.0))
     assert "orth" not in no_orth
+
+
+def test_attention_equals_multihead_attention_module() -> None:
+    torch.manual_seed(3)
+    attn = torch.nn.MultiheadAttention(1, 1, dropout=0.4, batch_first=True)
+    torch.nn.init.normal_(attn.in_proj_bias)  # non-zero biases, so that each one is checked
+    torch.nn.init.normal_(attn.out_proj.bias)
+    q, kv = torch.randn(5, 64), torch.randn(5, 64)
+    attn.eval()
+    want, _ = attn(q.unsqueeze(2), kv.unsqueeze(2), kv.unsqueeze(2), need_weights=False)
+    assert torch.allclose(attention(attn, q, kv), want.squeeze(2), atol=1e-5)
+    attn.train()  # dropout: a dropped weight is 0, a kept one scaled by 1/(1 − p)
+    torch.manual_seed(0)
+    outs = torch.stack([attention(attn, q, kv) for _ in range(400)])
+    assert torch.allclose(outs.mean(0), want.squeeze(2), atol=0.1)
+    attn.dropout = 1.0  # Sports: every weight dropped, only the output bias is left
+    assert torch.allclose(attention(attn, q, kv), attn.out_proj.bias.expand(5, 64))

@@ -27,22 +27,23 @@ def write_tiny_movielens(root: Path, users: int = 30, items: int = 40) -> None:
         for item in rng.sample(range(1, items + 1), rng.randint(10, 20)):
             inter.append(f"{user}\t{item}\t{rng.randint(1, 5)}\t{rng.randint(0, 10**9)}")
     genres = ["Action", "Comedy", "Drama", "Horror", "Romance"]
-    item = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    items_file = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
     link = ["item_id:token\tentity_id:token"]
     kg = ["head_id:token\trelation_id:token\ttail_id:token"]
     for i in range(1, items + 1):
-        item.append(f"{i}\tMovie {i}\t{1990 + i % 9}\t{' '.join(rng.sample(genres, 2))}")
+        items_file.append(f"{i}\tMovie {i}\t{1990 + i % 9}\t{' '.join(rng.sample(genres, 2))}")
         if i % 7:  # some items have no entity
             link.append(f"{i}\tm.{i}")
             for e in rng.sample(range(25), 4):
                 kg.append(f"m.{i}\tfilm.rel{e % 3}\te.{e}")
-    for ext, lines in (("inter", inter), ("item", item), ("link", link), ("kg", kg)):
+    for ext, lines in (("inter", inter), ("item", items_file), ("link", link), ("kg", kg)):
         (root / ML[ext]).parent.mkdir(parents=True, exist_ok=True)
         (root / ML[ext]).write_text("\n".join(lines) + "\n")
 
 
-def write_tiny_amazon(root: Path, name: str = "baby", users: int = 30, items: int = 25,
-                      features: bool = True) -> list[str]:  # fmt: skip
+def write_tiny_amazon(
+    root: Path, name: str = "baby", users: int = 30, items: int = 25, features: bool = True
+) -> list[str]:
     """Official-format splits (int64 (2, N)) and feature files (float32 n_items x 4096 / 384)."""
     rng = np.random.default_rng(0)
     parts: dict[str, list[tuple[int, int]]] = {"train": [], "valid": [], "test": []}
@@ -74,9 +75,17 @@ def fake_encoder() -> data_module.TextEncoder:
 
 
 def _argv(tmp_path: Path, work: str, *extra: str) -> list[str]:
-    return ["--scale", "smoke", "--data-root", str(tmp_path / "data"),
-            "--results-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / work),
-            *extra]  # fmt: skip
+    return [
+        "--scale",
+        "smoke",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--work-dir",
+        str(tmp_path / work),
+        *extra,
+    ]
 
 
 @pytest.fixture()
@@ -96,8 +105,9 @@ def test_smoke_every_variant_on_movielens(tiny: Path) -> None:
     records = load_records(tiny / "results", PAPER)
     assert sorted(r.variant for r in records) == sorted(ENTRY_VARIANTS)
     for rec in records:
-        assert set(rec.metrics.test) == {f"{m}@{k}" for m in ("Recall", "NDCG", "Precision")
-                                         for k in (5, 10)}  # fmt: skip
+        assert set(rec.metrics.test) == {
+            f"{m}@{k}" for m in ("Recall", "NDCG", "Precision") for k in (5, 10)
+        }
         assert all(0 <= v <= 1 for v in rec.metrics.test.values())
         assert rec.dataset_files[ML["inter"]] and rec.scale == "smoke"
         assert len(rec.training.curve["valid Recall@10"]) == rec.training.epochs
@@ -105,12 +115,21 @@ def test_smoke_every_variant_on_movielens(tiny: Path) -> None:
     assert len(cached) == 1  # MiniLM features computed once, shared by the variants
 
 
-ENTRY_VARIANTS = ["rearm", "lightgcn", "rearm-no-meta", "rearm-no-orth", "rearm-no-homo",
-                  "rearm-text", "bpr"]  # fmt: skip
+ENTRY_VARIANTS = [
+    "rearm",
+    "lightgcn",
+    "rearm-no-meta",
+    "rearm-no-orth",
+    "rearm-no-homo",
+    "rearm-text",
+    "bpr",
+]
 
 
 def test_smoke_amazon_official_format(tiny: Path) -> None:
-    assert main(ENTRY, _argv(tiny, "a", "--dataset", "baby", "--variants", "rearm,lightgcn,bpr")) == 0
+    assert (
+        main(ENTRY, _argv(tiny, "a", "--dataset", "baby", "--variants", "rearm,lightgcn,bpr")) == 0
+    )
     records = load_records(tiny / "results", PAPER)
     assert sorted(r.variant for r in records) == ["bpr", "lightgcn", "rearm"]
     rearm = next(r for r in records if r.variant == "rearm")

@@ -22,20 +22,21 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field, ValidationInfo, field_validator
+from torch import Tensor
 
 from common.config import StrictModel
 from common.errors import DataError
 from common.metrics import RankingAccumulator
 from common.runner import RunContext, RunOutcome
 from common.seeding import epoch_generator
-from torch import Tensor
 
 from . import graphs
 from .data import Dataset, Interactions, load
 from .model import REARM, Hyper, LightGCN, RearmWeights, SparseOp, baseline_losses, rearm_losses
 
-Variant = Literal["rearm", "lightgcn", "bpr", "rearm-no-meta", "rearm-no-orth", "rearm-no-homo",
-                  "rearm-text"]  # fmt: skip
+Variant = Literal[
+    "rearm", "lightgcn", "bpr", "rearm-no-meta", "rearm-no-orth", "rearm-no-homo", "rearm-text"
+]
 BASELINES = ("lightgcn", "bpr")
 
 
@@ -84,8 +85,9 @@ class Config(StrictModel):
     @field_validator("valid_metric")
     @classmethod
     def _metric_is_evaluated(cls, value: str, info: ValidationInfo) -> str:
-        allowed = [f"{m}@{k}" for m in ("Recall", "NDCG", "Precision")
-                   for k in info.data.get("topk", ())]  # fmt: skip
+        allowed = [
+            f"{m}@{k}" for m in ("Recall", "NDCG", "Precision") for k in info.data.get("topk", ())
+        ]
         if value not in allowed:
             raise ValueError(f"not one of the evaluated metrics {allowed}")
         return value
@@ -144,8 +146,9 @@ def _concat(*parts: Interactions) -> Interactions:
     return Interactions(torch.cat([p.user for p in parts]), torch.cat([p.item for p in parts]))
 
 
-def batches(train: Interactions, sampler: NegativeSampler, batch_size: int, seed: int,
-            epoch: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:  # fmt: skip
+def batches(
+    train: Interactions, sampler: NegativeSampler, batch_size: int, seed: int, epoch: int
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     gen = epoch_generator(seed, epoch)
     for index in torch.randperm(len(train), generator=gen).split(batch_size):
         user = train.user[index]
@@ -156,8 +159,9 @@ Model = REARM | LightGCN
 
 
 @torch.inference_mode()
-def evaluate(model: Model, positives: UserItems, history: UserItems, config: Config,
-             device: torch.device) -> dict[str, float]:  # fmt: skip
+def evaluate(
+    model: Model, positives: UserItems, history: UserItems, config: Config, device: torch.device
+) -> dict[str, float]:
     model.eval()
     users_emb, items_emb = model.embeddings()
     acc = RankingAccumulator(config.topk, metrics=("Recall", "NDCG", "Precision"))
@@ -168,8 +172,12 @@ def evaluate(model: Model, positives: UserItems, history: UserItems, config: Con
     return acc.compute()
 
 
-def build_graphs(config: Config, data: Dataset, seed: int, text_only: bool,
-                 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def build_graphs(
+    config: Config,
+    data: Dataset,
+    seed: int,
+    text_only: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The item and user homogeneous graphs (official ``Load_dataset`` + model ``__init__``)."""
     assert data.text is not None
     tr = data.train
@@ -177,10 +185,18 @@ def build_graphs(config: Config, data: Dataset, seed: int, text_only: bool,
     every = _concat(data.train, data.valid, data.test)
     user_pop = graphs.popularity(every.user.numpy(), every.item.numpy(), data.n_users)
     item_pop = graphs.popularity(tr.item.numpy(), tr.user.numpy(), data.n_items)
-    user_co = graphs.topk_graph(graphs.ranked_neighbours(graphs.cooccurrence(
-        tr.user, tr.item, data.n_users, data.n_items)), config.user_knn_k, user_pop, rng)  # fmt: skip
-    item_co = graphs.topk_graph(graphs.ranked_neighbours(graphs.cooccurrence(
-        tr.item, tr.user, data.n_items, data.n_users)), config.item_knn_k, item_pop, rng)  # fmt: skip
+    user_co = graphs.topk_graph(
+        graphs.ranked_neighbours(graphs.cooccurrence(tr.user, tr.item, data.n_users, data.n_items)),
+        config.user_knn_k,
+        user_pop,
+        rng,
+    )
+    item_co = graphs.topk_graph(
+        graphs.ranked_neighbours(graphs.cooccurrence(tr.item, tr.user, data.n_items, data.n_users)),
+        config.item_knn_k,
+        item_pop,
+        rng,
+    )
     item_sem = graphs.knn_graph(data.text, config.item_knn_k)
     user_sem = graphs.knn_graph(
         graphs.user_interests(tr.user, tr.item, data.n_users, data.text), config.user_knn_k
@@ -192,8 +208,10 @@ def build_graphs(config: Config, data: Dataset, seed: int, text_only: bool,
         )
         item_sem = graphs.mix(item_v, item_sem, config.i_mm_image_weight)
         user_sem = graphs.mix(user_v, user_sem, config.u_mm_image_weight)
-    return (graphs.mix(item_co, item_sem, config.ii_co_weight),
-            graphs.mix(user_co, user_sem, config.uu_co_weight))  # fmt: skip
+    return (
+        graphs.mix(item_co, item_sem, config.ii_co_weight),
+        graphs.mix(user_co, user_sem, config.uu_co_weight),
+    )
 
 
 class Trainer:
@@ -201,13 +219,19 @@ class Trainer:
         self.config, self.device = config, device
         v = config.variant
         tr = data.train
-        ui = SparseOp(graphs.normalized_adjacency(tr.user, tr.item, data.n_users, data.n_items),
-                      device)  # fmt: skip
+        ui = SparseOp(
+            graphs.normalized_adjacency(tr.user, tr.item, data.n_users, data.n_items), device
+        )
         self.model: Model
         if v in BASELINES:
             b = config.baseline
-            self.model = LightGCN(data.n_users, data.n_items, ui if v == "lightgcn" else None,
-                                  config.embedding_dim, b.n_layers).to(device)  # fmt: skip
+            self.model = LightGCN(
+                data.n_users,
+                data.n_items,
+                ui if v == "lightgcn" else None,
+                config.embedding_dim,
+                b.n_layers,
+            ).to(device)
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
                 self.model.parameters(), lr=b.lr
             )
@@ -216,8 +240,10 @@ class Trainer:
             raise DataError(f"variant {v} needs item features, and none were loaded")
         empty = torch.bincount(tr.user, minlength=data.n_users) == 0
         if bool(empty.any()):
-            raise DataError(f"{int(empty.sum())} users have no training interaction: their "
-                            "modal preference (mean of their training items) is undefined")  # fmt: skip
+            raise DataError(
+                f"{int(empty.sum())} users have no training interaction: their "
+                "modal preference (mean of their training items) is undefined"
+            )
         text_only = v == "rearm-text"
         homo = v != "rearm-no-homo"
         item_graph = user_graph = None
@@ -228,20 +254,33 @@ class Trainer:
         visual = None
         if not text_only:
             assert data.visual is not None
-            visual = (data.visual,
-                      graphs.user_interests(tr.user, tr.item, data.n_users, data.visual))  # fmt: skip
-        h = Hyper(config.embedding_dim, config.n_layers, config.n_ii_layers, config.n_uu_layers,
-                  config.rank, config.s_drop, config.m_drop, meta=v != "rearm-no-meta",
-                  homo=homo)  # fmt: skip
-        self.model = REARM(data.n_users, data.n_items, ui, item_graph, user_graph, text, visual,
-                           h).to(device)  # fmt: skip
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
-                                           weight_decay=config.reg_weight)  # fmt: skip
+            visual = (
+                data.visual,
+                graphs.user_interests(tr.user, tr.item, data.n_users, data.visual),
+            )
+        h = Hyper(
+            config.embedding_dim,
+            config.n_layers,
+            config.n_ii_layers,
+            config.n_uu_layers,
+            config.rank,
+            config.s_drop,
+            config.m_drop,
+            meta=v != "rearm-no-meta",
+            homo=homo,
+        )
+        self.model = REARM(
+            data.n_users, data.n_items, ui, item_graph, user_graph, text, visual, h
+        ).to(device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.reg_weight
+        )
         diff = 0.0 if v == "rearm-no-orth" else config.diff_loss_weight
         self.weights = RearmWeights(config.cl_tmp, config.cl_loss_weight, diff)
 
-    def train_epoch(self, epoch: int, train: Interactions, sampler: NegativeSampler,
-                    seed: int) -> dict[str, float]:  # fmt: skip
+    def train_epoch(
+        self, epoch: int, train: Interactions, sampler: NegativeSampler, seed: int
+    ) -> dict[str, float]:
         torch.manual_seed(seed * 1_000_003 + epoch)  # attention dropout: resumable per epoch
         self.model.train()
         totals: dict[str, float] = {}
@@ -268,9 +307,16 @@ def fit(config: Config, data: Dataset, ctx: RunContext) -> dict[str, Any]:
     ctx.logger.info("model and graphs built in %.2f s", time.perf_counter() - started)
     sampler = NegativeSampler(_concat(data.train, data.valid, data.test), data.n_items)
     valid_pos, train_hist = UserItems(data.valid, data.n_users), UserItems(data.train, data.n_users)
-    progress: dict[str, Any] = {"epoch": -1, "best_score": -1.0, "best_epoch": -1,
-                                "best_model": None, "best_valid": {}, "bad_epochs": 0,
-                                "stopped": False, "epoch_seconds": []}  # fmt: skip
+    progress: dict[str, Any] = {
+        "epoch": -1,
+        "best_score": -1.0,
+        "best_epoch": -1,
+        "best_model": None,
+        "best_valid": {},
+        "bad_epochs": 0,
+        "stopped": False,
+        "epoch_seconds": [],
+    }
     state = ctx.load_checkpoint()
     if state is not None:
         trainer.model.load_state_dict(state["model"])
@@ -290,15 +336,24 @@ def fit(config: Config, data: Dataset, ctx: RunContext) -> dict[str, Any]:
         curve.setdefault("train loss", []).append(sum(losses.values()))
         score = round(valid[config.valid_metric], 4)  # the official evaluator rounds
         if score > progress["best_score"]:
-            progress.update(best_score=score, best_epoch=epoch, best_valid=valid, bad_epochs=0,
-                            best_model=copy.deepcopy(trainer.model.state_dict()))  # fmt: skip
+            progress.update(
+                best_score=score,
+                best_epoch=epoch,
+                best_valid=valid,
+                bad_epochs=0,
+                best_model=copy.deepcopy(trainer.model.state_dict()),
+            )
         else:
             progress["bad_epochs"] += 1
             progress["stopped"] = progress["bad_epochs"] > config.stopping_step
         progress["epoch"] = epoch
-        ctx.save_checkpoint({"model": trainer.model.state_dict(),
-                             "optimizer": trainer.optimizer.state_dict(),
-                             "progress": progress})  # fmt: skip
+        ctx.save_checkpoint(
+            {
+                "model": trainer.model.state_dict(),
+                "optimizer": trainer.optimizer.state_dict(),
+                "progress": progress,
+            }
+        )
     progress["model"] = trainer.model
     return progress
 
@@ -307,17 +362,34 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     if config.threads:
         torch.set_num_threads(config.threads)
     d = config.data
-    data = load(ctx.dataset, ctx.data_root, features=config.variant not in BASELINES,
-                split_seed=d.split_seed, kg_dim=d.kg_dim, cache=ctx.run_dir.parent / "cache",
-                max_users=d.max_users)
-    ctx.logger.info("%s: %d users, %d items, %d/%d/%d train/valid/test interactions",
-                    ctx.dataset, data.n_users, data.n_items, len(data.train), len(data.valid),
-                    len(data.test))  # fmt: skip
+    data = load(
+        ctx.dataset,
+        ctx.data_root,
+        features=config.variant not in BASELINES,
+        split_seed=d.split_seed,
+        kg_dim=d.kg_dim,
+        cache=ctx.run_dir.parent / "cache",
+        max_users=d.max_users,
+    )
+    ctx.logger.info(
+        "%s: %d users, %d items, %d/%d/%d train/valid/test interactions",
+        ctx.dataset,
+        data.n_users,
+        data.n_items,
+        len(data.train),
+        len(data.valid),
+        len(data.test),
+    )
     progress = fit(config, data, ctx)
     model: Model = progress.pop("model")
     model.load_state_dict(progress["best_model"])
-    test = evaluate(model, UserItems(data.test, data.n_users),
-                    UserItems(data.train, data.n_users), config, ctx.device)  # fmt: skip
+    test = evaluate(
+        model,
+        UserItems(data.test, data.n_users),
+        UserItems(data.train, data.n_users),
+        config,
+        ctx.device,
+    )
     seconds = np.asarray(progress["epoch_seconds"] or [[0.0, 0.0]])
     ctx.logger.info("mean s/epoch: train %.2f, validation %.2f", *seconds.mean(axis=0))
     return RunOutcome(
@@ -327,8 +399,13 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         f"patience {config.stopping_step}); test once at epoch {progress['best_epoch']}, "
         "training items masked",
         dataset_files=data.files,
-        training=ctx.training_end(config, progress["stopped"], progress["epoch"] + 1,
-                                  progress["best_epoch"], curve=progress.get("curve")),  # fmt: skip
+        training=ctx.training_end(
+            config,
+            progress["stopped"],
+            progress["epoch"] + 1,
+            progress["best_epoch"],
+            curve=progress.get("curve"),
+        ),
         deviations=[*data.notes, *deviations(config, ctx)],
     )
 
@@ -340,8 +417,11 @@ def deviations(config: Config, ctx: RunContext) -> list[str]:
         return []
     out = []
     for key, ours in config.model_dump().items():
-        theirs = getattr(recipe, key).model_dump() if key in {"data", "baseline"} else getattr(
-            recipe, key)  # fmt: skip
+        theirs = (
+            getattr(recipe, key).model_dump()
+            if key in {"data", "baseline"}
+            else getattr(recipe, key)
+        )
         if key not in {"variant", "threads", "eval_batch_size"} and ours != theirs:
             out.append(f"{key}: {ours} instead of the recipe's {theirs}")
     return out
