@@ -23,7 +23,10 @@ def tiny_splits(seed: int = 0) -> tuple[int, int, Interactions, Interactions, In
         for u in range(10)
         for i in rng.choice(9, size=rng.integers(2, 6), replace=False)
     ]
-    pairs += [(10, 9), (11, 10), (12, 10), (13, 9), (2, 2)]  # item 11: no training user
+    # user 10 has three co-occurring users (padded by random draws when k > 3), users 11-13 one;
+    # item 11: no training user
+    pairs += [(10, 9), (10, 10), (11, 10), (12, 10), (13, 9), (2, 2)]
+    pairs = [pairs[j] for j in rng.permutation(len(pairs))]  # first appearance != id order
     train = Interactions(torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]))
     valid = Interactions(torch.tensor([10, 11, 3]), torch.tensor([11, 3, 11]))
     test = Interactions(torch.tensor([12, 13, 0]), torch.tensor([1, 11, 11]))

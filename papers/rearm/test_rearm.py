@@ -148,11 +148,11 @@ def test_kg_features_seeded_truncated_svd() -> None:
 
 
 def test_seeded_split_is_per_user_8_1_1() -> None:
-    user = torch.tensor([0] * 20 + [1] * 10 + [2] * 3)
+    user = torch.tensor([0] * 40 + [1] * 19 + [2] * 3)
     tr, va, te = data_module.seeded_split(user, seed=4)
-    assert sorted(torch.cat([tr, va, te]).tolist()) == list(range(33))
-    assert torch.bincount(user[va], minlength=3).tolist() == [2, 1, 0]
-    assert torch.bincount(user[te], minlength=3).tolist() == [2, 1, 0]
+    assert sorted(torch.cat([tr, va, te]).tolist()) == list(range(62))
+    assert torch.bincount(user[va], minlength=3).tolist() == [4, 1, 0]
+    assert torch.bincount(user[te], minlength=3).tolist() == [4, 1, 0]
     again = data_module.seeded_split(user, seed=4)
     assert all(torch.equal(a, b) for a, b in zip((tr, va, te), again, strict=True))
 
