@@ -176,7 +176,7 @@ def test_negatives_avoid_train_valid_and_test_items() -> None:
 def test_user_items_dense_mask() -> None:
     _, n_items, train, _, _ = tiny_splits()
     mask = UserItems(train, 14).dense(torch.tensor([10, 2]), n_items)
-    assert mask[0].nonzero().flatten().tolist() == [9]
+    assert mask[0].nonzero().flatten().tolist() == [9, 10]
     assert set(mask[1].nonzero().flatten().tolist()) == set(train.item[train.user == 2].tolist())
 
 
