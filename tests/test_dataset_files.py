@@ -49,6 +49,10 @@ FORMER_CATALOG = {
     "rearm-clothing": "15fcb736ebd0f986",
     "codesearch-ruby": "d97bcea12a89f80d",
     "cosqa-dev": "64bb350cf7ac59fb",
+    # added since: REARM's item features on Hugging Face (papers/rearm, issue 17)
+    "rearm-baby-features": "edc68d28f44cfa78",
+    "rearm-sports-features": "f2adb2d0dcaa4303",
+    "rearm-clothing-features": "1b427a656597e211",
 }
 
 
