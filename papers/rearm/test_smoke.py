@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,9 +13,25 @@ import torch
 from common.records import load_records
 from common.runner import RunContext, main
 from tests.support.datasets import spec_for_local_files, temporary_dataset
+from tests.support.smoke import smoke_over_budget
 
 from . import data as data_module
 from .__main__ import ENTRY
+
+USERS = {"ml-100k": 943, "baby": 19_445, "sports": 35_598, "clothing": 39_387}  # the real sets
+# Smoke trains the first 40 users for 3 epochs per variant; the recipe trains every user for up
+# to 1,000 epochs.
+SMOKE_BUDGET = {"user-epochs": 1_000}
+
+
+def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
+    users = min(config.data.max_users or USERS[dataset], USERS[dataset])
+    return {"user-epochs": users * config.epochs}
+
+
+def test_smoke_recipe_fits_its_budget() -> None:
+    assert smoke_over_budget(ENTRY, smoke_work, SMOKE_BUDGET) == {}
+
 
 PAPER = ENTRY.folder.name  # records are filed under the folder's name (a fork has its own)
 ML = data_module.ML100K_FILES
