@@ -29,11 +29,12 @@ from torch import Tensor
 from torch_geometric.nn import LGConv
 
 from common.bench import Measurement, time_samples, write_measurements
+from common.interactions import NegativeSampler, UserItems
 from common.records import package_versions
 
 from .data import Filter, load_dataset
 from .model import normalized_adjacency, propagate
-from .train import Config, NegativeSampler, Trainer, UserItems, evaluate
+from .train import Config, Trainer, evaluate
 
 VERSIONS = ("torch", "numpy", "scipy", "faiss-cpu", "torch-geometric")
 

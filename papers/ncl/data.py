@@ -24,6 +24,7 @@ from torch import Tensor
 
 from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+from common.interactions import Interactions
 
 DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
 
@@ -44,20 +45,6 @@ class Filter:
     min_rating: float | None = None  # val_interval rating: "[min_rating,inf)"
     min_user_inter: int = 0  # user_inter_num_interval: "[min_user_inter,inf)"
     min_item_inter: int = 0  # item_inter_num_interval
-
-
-@dataclass(frozen=True)
-class Interactions:
-    """Parallel 0-based user and item ids (int64)."""
-
-    user: Tensor
-    item: Tensor
-
-    def __len__(self) -> int:
-        return len(self.user)
-
-    def subset(self, index: Tensor) -> Interactions:
-        return Interactions(self.user[index], self.item[index])
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import coalesce, to_torch_csr_tensor
 
-from .data import Interactions
+from common.interactions import Interactions
+
 from .losses import bpr, embedding_norm, info_nce_rows, proto_nce_rows, weighted_sum
 
 

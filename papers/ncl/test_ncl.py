@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from common.data import get_dataset
+from common.interactions import Interactions, NegativeSampler, UserItems
 from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 from .data import (
     FILES,
     ML1M_RATINGS,
     Filter,
-    Interactions,
     apply_filter,
     load_dataset,
     split_by_user,
@@ -26,7 +26,6 @@ from .data import (
 )
 from .losses import bpr, embedding_norm, info_nce_rows, proto_nce_rows, weighted_sum
 from .model import NCL, LossWeights, kmeans, ncl_losses, normalized_adjacency, propagate
-from .train import NegativeSampler, UserItems
 
 
 def _cos(a: list[float], b: list[float]) -> float:
@@ -164,24 +163,6 @@ def test_filter_rating_then_k_core_until_stable() -> None:
     assert apply_filter(users, items, ratings, Filter(min_rating=4)).tolist() == [0, 1, 3, 5]
     # 2-core: item z goes first (1 interaction); then user b has one left and goes too
     assert apply_filter(users, items, ratings, Filter(None, 2, 2)).tolist() == [0, 1, 4, 5]
-
-
-def test_negatives_are_never_training_items_of_the_user() -> None:
-    train = Interactions(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 1, 2, 3]))
-    sampler = NegativeSampler(train, n_items=4)
-    user = torch.zeros(500, dtype=torch.long)
-    neg = sampler.sample(user, torch.Generator().manual_seed(0))
-    assert set(neg.tolist()) == {3}
-    neg1 = sampler.sample(torch.ones(500, dtype=torch.long), torch.Generator().manual_seed(0))
-    assert set(neg1.tolist()) == {0, 1, 2}
-
-
-def test_user_items_dense_rows() -> None:
-    pairs = Interactions(torch.tensor([2, 0, 2, 2]), torch.tensor([1, 3, 0, 1]))
-    index = UserItems(pairs, n_users=4)
-    assert index.users().tolist() == [0, 2]
-    dense = index.dense(torch.tensor([2, 1, 0]), n_items=4)
-    assert dense.tolist() == [[True, True, False, False], [False] * 4, [False, False, False, True]]
 
 
 def test_ml1m_is_read_from_the_grouplens_zip(tmp_path: Path) -> None:

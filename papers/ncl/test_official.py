@@ -28,9 +28,11 @@ from recbole.model.general_recommender import LightGCN as RecBoleLightGCN  # noq
 from recbole.trainer import Trainer as RecBoleTrainer  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402
 
-from .data import Filter, Interactions, apply_filter, split_counts  # noqa: E402
+from common.interactions import Interactions, UserItems  # noqa: E402
+
+from .data import Filter, apply_filter, split_counts  # noqa: E402
 from .model import NCL, LossWeights, ncl_losses, normalized_adjacency  # noqa: E402
-from .train import Config, UserItems, evaluate  # noqa: E402
+from .train import Config, evaluate  # noqa: E402
 
 # Test weights far above the recipe's (1e-7, 8e-8) so that every term's gradient is visible.
 SETTINGS: dict[str, Any] = {

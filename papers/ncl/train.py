@@ -15,22 +15,26 @@ test once with the best-validation weights (training and validation items masked
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import faiss
 import torch
 from pydantic import Field, ValidationInfo, field_validator
-from torch import Tensor
 
 from common.config import StrictModel, declared_variant
 from common.errors import ClreproError
-from common.metrics import RankingAccumulator
+from common.interactions import (
+    Interactions,
+    NegativeSampler,
+    UserItems,
+    bpr_batches,
+    concat,
+    full_ranking,
+)
 from common.runner import RunContext, RunOutcome
-from common.seeding import epoch_generator
 
-from .data import Filter, GraphData, Interactions, load_dataset
+from .data import Filter, GraphData, load_dataset
 from .model import NCL, LossWeights, Prototypes, ncl_losses, normalized_adjacency
 
 
@@ -78,77 +82,14 @@ class Config(StrictModel):
     threads: int | None = Field(None, gt=0)
 
 
-class UserItems:
-    """Each user's items as CSR rows (crow, col), to build dense per-batch masks."""
-
-    def __init__(self, pairs: Interactions, n_users: int) -> None:
-        order = torch.argsort(pairs.user, stable=True)
-        self.col = pairs.item[order]
-        counts = torch.bincount(pairs.user, minlength=n_users)
-        self.crow = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
-
-    def users(self) -> Tensor:
-        return torch.nonzero(self.crow[1:] > self.crow[:-1]).flatten()
-
-    def dense(self, users: Tensor, n_items: int) -> Tensor:
-        start, end = self.crow[users], self.crow[users + 1]
-        lengths = end - start
-        rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
-        offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(
-            lengths.cumsum(0) - lengths, lengths
-        )
-        out = torch.zeros(len(users), n_items, dtype=torch.bool)
-        out[rows, self.col[torch.repeat_interleave(start, lengths) + offsets]] = True
-        return out
-
-
-def _concat(*parts: Interactions) -> Interactions:
-    return Interactions(torch.cat([p.user for p in parts]), torch.cat([p.item for p in parts]))
-
-
 @torch.inference_mode()
 def evaluate(model: NCL, positives: UserItems, history: UserItems, config: Config,
              device: torch.device) -> dict[str, float]:  # fmt: skip
     """Full ranking of every item for each user with a positive; ``history`` items masked."""
     model.eval()
     users_emb, items_emb = model.embeddings()
-    acc = RankingAccumulator(config.topk, metrics=("Recall", "NDCG"))
-    for batch in positives.users().split(config.eval_batch_size):
-        scores = users_emb[batch.to(device)] @ items_emb.T
-        targets = positives.dense(batch, model.n_items).to(device)
-        acc.update(scores, targets, exclude=history.dense(batch, model.n_items).to(device))
-    return acc.compute()
-
-
-class NegativeSampler:
-    """Uniform items that are not among the user's training items (RecBole's train sampler)."""
-
-    def __init__(self, train: Interactions, n_items: int) -> None:
-        self.n_items = n_items
-        self.keys = torch.unique(train.user * n_items + train.item)  # sorted
-
-    def _seen(self, user: Tensor, item: Tensor) -> Tensor:
-        key = user * self.n_items + item
-        pos = torch.searchsorted(self.keys, key).clamp(max=len(self.keys) - 1)
-        seen: Tensor = self.keys[pos] == key
-        return seen
-
-    def sample(self, user: Tensor, gen: torch.Generator) -> Tensor:
-        item = torch.randint(self.n_items, (len(user),), generator=gen)
-        redo = self._seen(user, item)
-        while redo.any():
-            item[redo] = torch.randint(self.n_items, (int(redo.sum()),), generator=gen)
-            redo[redo.clone()] = self._seen(user[redo], item[redo])
-        return item
-
-
-def batches(train: Interactions, sampler: NegativeSampler, batch_size: int, seed: int,
-            epoch: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:  # fmt: skip
-    gen = epoch_generator(seed, epoch)
-    order = torch.randperm(len(train), generator=gen)
-    for index in order.split(batch_size):
-        user, pos = train.user[index], train.item[index]
-        yield user, pos, sampler.sample(user, gen)
+    return full_ranking(users_emb, items_emb, positives, history, config.topk,
+                        ("Recall", "NDCG"), config.eval_batch_size, device)  # fmt: skip
 
 
 class Trainer:
@@ -199,7 +140,7 @@ class Trainer:
         self.model.train()
         totals: dict[str, float] = {}
         n_batches = 0
-        for user, pos, neg in batches(train, sampler, self.config.batch_size, seed, epoch):
+        for user, pos, neg in bpr_batches(train, sampler, self.config.batch_size, seed, epoch):
             n_batches += 1
             user, pos, neg = (t.to(self.device) for t in (user, pos, neg))
             parts = ncl_losses(self.model, user, pos, neg, self.weights, self.contrast, protos)
@@ -267,7 +208,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
     model: NCL = progress.pop("model")
     model.load_state_dict(progress["best_model"])
     test_pos = UserItems(data.test, data.n_users)
-    history = UserItems(_concat(data.train, data.valid), data.n_users)
+    history = UserItems(concat(data.train, data.valid), data.n_users)
     test = evaluate(model, test_pos, history, config, ctx.device)
     return RunOutcome(
         validation=progress["best_valid"],

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from common.data import checksums, ensure_files, register_folder_datasets
 from common.errors import DataError
+from common.interactions import Interactions
 
 AMAZON = ("baby", "sports", "clothing")
 SPLITS = ("train", "valid", "test")
@@ -39,17 +40,6 @@ ML100K = "movielens-100k"
 ML100K_FILES = {ext: f"movielens/ml-100k/ml-100k.{ext}" for ext in ("inter", "item", "kg", "link")}
 
 DECLARED_DATASETS = register_folder_datasets(Path(__file__).parent)  # datasets.toml here
-
-
-@dataclass(frozen=True)
-class Interactions:
-    """Parallel 0-based user and item ids (int64)."""
-
-    user: Tensor
-    item: Tensor
-
-    def __len__(self) -> int:
-        return len(self.user)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from common.interactions import Interactions
+
 from . import graphs
-from .data import Interactions
 
 
 def tiny_splits(seed: int = 0) -> tuple[int, int, Interactions, Interactions, Interactions]:

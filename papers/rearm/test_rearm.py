@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from common.data import DataFile, DatasetSpec
 from common.errors import DataError
+from common.interactions import NegativeSampler, UserItems
 from tests.support.datasets import temporary_dataset
 
 from . import data as data_module
@@ -19,7 +20,6 @@ from . import graphs
 from .losses import bpr_gamma, bpr_logsigmoid, embedding_norm, modal_info_nce, orthogonality
 from .model import REARM, Hyper, RearmWeights, SparseOp, attention, rearm_losses
 from .test_graphs import tiny_splits
-from .train import NegativeSampler, UserItems
 
 GEN = torch.Generator().manual_seed(0)
 
@@ -164,9 +164,9 @@ def test_seeded_split_is_per_user_8_1_1() -> None:
 
 def test_negatives_avoid_train_valid_and_test_items() -> None:
     n_users, n_items, train, valid, test = tiny_splits()
-    from .train import _concat
+    from common.interactions import concat
 
-    seen = _concat(train, valid, test)
+    seen = concat(train, valid, test)
     sampler = NegativeSampler(seen, n_items)
     user = torch.arange(n_users).repeat(50)
     neg = sampler.sample(user, torch.Generator().manual_seed(0))

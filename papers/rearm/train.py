@@ -16,23 +16,27 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import torch
 from pydantic import Field, ValidationInfo, field_validator
-from torch import Tensor
 
 from common.config import StrictModel, declared_variant
 from common.errors import DataError
-from common.metrics import RankingAccumulator
+from common.interactions import (
+    Interactions,
+    NegativeSampler,
+    UserItems,
+    bpr_batches,
+    concat,
+    full_ranking,
+)
 from common.runner import RunContext, RunOutcome
-from common.seeding import epoch_generator
 
 from . import graphs
-from .data import Dataset, Interactions, load
+from .data import Dataset, load
 from .model import REARM, Hyper, LightGCN, RearmWeights, SparseOp, baseline_losses, rearm_losses
 
 BASELINES = ("lightgcn", "bpr")
@@ -94,65 +98,6 @@ class Config(StrictModel):
     threads: int | None = Field(None, gt=0)
 
 
-class UserItems:
-    """Each user's items as CSR rows, for dense per-batch masks."""
-
-    def __init__(self, pairs: Interactions, n_users: int) -> None:
-        order = torch.argsort(pairs.user, stable=True)
-        self.col = pairs.item[order]
-        counts = torch.bincount(pairs.user, minlength=n_users)
-        self.crow = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
-
-    def users(self) -> Tensor:
-        return torch.nonzero(self.crow[1:] > self.crow[:-1]).flatten()
-
-    def dense(self, users: Tensor, n_items: int) -> Tensor:
-        start, end = self.crow[users], self.crow[users + 1]
-        lengths = end - start
-        rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
-        offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(
-            lengths.cumsum(0) - lengths, lengths
-        )
-        out = torch.zeros(len(users), n_items, dtype=torch.bool)
-        out[rows, self.col[torch.repeat_interleave(start, lengths) + offsets]] = True
-        return out
-
-
-class NegativeSampler:
-    """Uniform items outside ``seen`` (official: the user's train ∪ valid ∪ test items)."""
-
-    def __init__(self, seen: Interactions, n_items: int) -> None:
-        self.n_items = n_items
-        self.keys = torch.unique(seen.user * n_items + seen.item)
-
-    def _seen(self, user: Tensor, item: Tensor) -> Tensor:
-        key = user * self.n_items + item
-        pos = torch.searchsorted(self.keys, key).clamp(max=len(self.keys) - 1)
-        out: Tensor = self.keys[pos] == key
-        return out
-
-    def sample(self, user: Tensor, gen: torch.Generator) -> Tensor:
-        item = torch.randint(self.n_items, (len(user),), generator=gen)
-        redo = self._seen(user, item)
-        while redo.any():
-            item[redo] = torch.randint(self.n_items, (int(redo.sum()),), generator=gen)
-            redo[redo.clone()] = self._seen(user[redo], item[redo])
-        return item
-
-
-def _concat(*parts: Interactions) -> Interactions:
-    return Interactions(torch.cat([p.user for p in parts]), torch.cat([p.item for p in parts]))
-
-
-def batches(
-    train: Interactions, sampler: NegativeSampler, batch_size: int, seed: int, epoch: int
-) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    gen = epoch_generator(seed, epoch)
-    for index in torch.randperm(len(train), generator=gen).split(batch_size):
-        user = train.user[index]
-        yield user, train.item[index], sampler.sample(user, gen)
-
-
 Model = REARM | LightGCN
 
 
@@ -162,12 +107,9 @@ def evaluate(
 ) -> dict[str, float]:
     model.eval()
     users_emb, items_emb = model.embeddings()
-    acc = RankingAccumulator(config.topk, metrics=("Recall", "NDCG", "Precision"))
-    for batch in positives.users().split(config.eval_batch_size):
-        scores = users_emb[batch.to(device)] @ items_emb.T
-        targets = positives.dense(batch, model.n_items).to(device)
-        acc.update(scores, targets, exclude=history.dense(batch, model.n_items).to(device))
-    return acc.compute()
+    metrics = ("Recall", "NDCG", "Precision")
+    return full_ranking(users_emb, items_emb, positives, history, config.topk, metrics,
+                        config.eval_batch_size, device)  # fmt: skip
 
 
 def build_graphs(
@@ -180,7 +122,7 @@ def build_graphs(
     assert data.text is not None
     tr = data.train
     rng = np.random.RandomState(seed % 2**32)  # official: np.random.seed(seed), users first
-    every = _concat(data.train, data.valid, data.test)
+    every = concat(data.train, data.valid, data.test)
     user_pop = graphs.popularity(every.user.numpy(), every.item.numpy(), data.n_users)
     item_pop = graphs.popularity(tr.item.numpy(), tr.user.numpy(), data.n_items)
     user_co = graphs.topk_graph(
@@ -283,7 +225,7 @@ class Trainer:
         self.model.train()
         totals: dict[str, float] = {}
         n = 0
-        for user, pos, neg in batches(train, sampler, self.config.batch_size, seed, epoch):
+        for user, pos, neg in bpr_batches(train, sampler, self.config.batch_size, seed, epoch):
             user, pos, neg = (t.to(self.device) for t in (user, pos, neg))
             if isinstance(self.model, REARM):
                 parts = rearm_losses(self.model, user, pos, neg, self.weights)
@@ -303,7 +245,7 @@ def fit(config: Config, data: Dataset, ctx: RunContext) -> dict[str, Any]:
     started = time.perf_counter()
     trainer = Trainer(config, data, ctx.device, ctx.seed)
     ctx.logger.info("model and graphs built in %.2f s", time.perf_counter() - started)
-    sampler = NegativeSampler(_concat(data.train, data.valid, data.test), data.n_items)
+    sampler = NegativeSampler(concat(data.train, data.valid, data.test), data.n_items)
     valid_pos, train_hist = UserItems(data.valid, data.n_users), UserItems(data.train, data.n_users)
     progress: dict[str, Any] = {
         "epoch": -1,
