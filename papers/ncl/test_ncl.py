@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from common.data import get_dataset
-from common.interactions import Interactions, NegativeSampler, UserItems
+from common.interactions import Interactions
 from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 from .data import (
