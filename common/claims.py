@@ -10,6 +10,8 @@ it, and a testable form::
         test: {kind: greater, a: mclrec, b: sasrec, metrics: [HR@10, NDCG@10]}
       - id: gap-shrinks
         test: {kind: gap-shrinks, a: dcl, b: simclr, metrics: [linear top-1], along: batch_size}
+      - id: as-good-as
+        test: {kind: equivalent, a: pixpro, b: byol, metrics: [linear top-1], margin: 1.0}
       - id: untestable-here
         untestable: "why it cannot be tested with what is on hand"
 
@@ -25,6 +27,12 @@ scale and metric:
   arm, log2(``along``) and their interaction over every run; the interaction is the change of
   the gap per doubling of ``along``, given with its 95 % interval and a one-sided t-test
   (``supported``: slope < 0 with p < α; ``contradicted``: slope > 0 with p < α).
+- ``equivalent`` (|A − B| < ``margin``, the claim's own statement of "within noise", in the
+  metric's units): two one-sided tests (TOST, Schuirmann 1987) with the Welch statistic of
+  ``greater``, H0 A − B ≤ −margin and H0 A − B ≥ margin; p = the larger of the two.
+  ``supported`` when p < α (the difference is inside the margin), ``contradicted`` when the
+  difference is significantly outside it (one-sided p < α for A − B > margin or for
+  A − B < −margin), else ``inconclusive`` (too few seeds or too much spread to tell).
 
 A claim's verdict on a dataset and scale combines its metrics: ``supported`` when every metric
 is, ``contradicted`` when any metric is, else ``inconclusive``. Truncated runs (training cut by
@@ -49,7 +57,7 @@ from common.records import RunRecord
 
 ALPHA = 0.05
 MIN_SEEDS = 3
-ClaimKind = Literal["greater", "gap-shrinks"]
+ClaimKind = Literal["greater", "gap-shrinks", "equivalent"]
 MetricVerdict = Literal["supported", "contradicted", "inconclusive"]
 Verdict = Literal[
     "supported",
@@ -78,11 +86,14 @@ class ClaimTest(BaseModel):
     datasets: list[str] | None = None  # default: every dataset with records of either arm
     at: dict[str, int | float | str] = Field(default_factory=dict)  # config filter
     along: str | None = None  # the config field a gap-shrinks claim is about
+    margin: float | None = Field(None, gt=0)  # equivalent: |a − b| < margin, metric units
 
     @model_validator(mode="after")
     def _along_iff_trend(self) -> ClaimTest:
         if (self.kind == "gap-shrinks") != (self.along is not None):
             raise ValueError("'along' is required for kind gap-shrinks and only there")
+        if (self.kind == "equivalent") != (self.margin is not None):
+            raise ValueError("'margin' is required for kind equivalent and only there")
         return self
 
     def describe(self) -> str:
@@ -90,6 +101,8 @@ class ClaimTest(BaseModel):
         at = "".join(f", {k}={v}" for k, v in self.at.items())
         if self.kind == "greater":
             return f"{self.a} > {self.b} on {metrics}{at}"
+        if self.kind == "equivalent":
+            return f"|{self.a} − {self.b}| < {self.margin:g} on {metrics}{at}"
         return f"{self.a} − {self.b} decreases as {self.along} grows ({metrics}{at})"
 
 
@@ -195,29 +208,59 @@ def _metric_verdict(p_greater: float, p_less: float) -> MetricVerdict:
     return "inconclusive"
 
 
+def _standard_error(a: Arm, b: Arm) -> tuple[float, float]:
+    """(standard error of mean(a) − mean(b), Welch's degrees of freedom); one-sample when an
+    arm is a constant."""
+    if a.constant or b.constant:
+        sample = b if a.constant else a
+        return sample.std / math.sqrt(sample.n), float(sample.n - 1)
+    va, vb = a.std**2 / a.n, b.std**2 / b.n
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1)) if se > 0 else 1.0
+    return se, df
+
+
+def p_difference_above(a: Arm, b: Arm, shift: float) -> float:
+    """One-sided p for H1: mean(a) − mean(b) > ``shift`` (Welch's t-test, or a one-sample test
+    when an arm is a constant); with no spread in either arm the sign decides (p 0 or 1)."""
+    diff = a.mean - b.mean
+    se, _ = _standard_error(a, b)
+    if se == 0:
+        return float(diff <= shift)
+    if a.constant:  # mean(b) < a − shift
+        return float(stats.ttest_1samp(b.values, a.mean - shift, alternative="less").pvalue)
+    if b.constant:
+        return float(stats.ttest_1samp(a.values, b.mean + shift, alternative="greater").pvalue)
+    shifted = [v - shift for v in a.values]
+    return float(stats.ttest_ind(shifted, b.values, equal_var=False, alternative="greater").pvalue)
+
+
+def _interval(a: Arm, b: Arm) -> tuple[float, float, float]:
+    """(mean(a) − mean(b), its 95 % interval)."""
+    diff = a.mean - b.mean
+    se, df = _standard_error(a, b)
+    half = float(stats.t.ppf(0.975, df)) * se if se > 0 else 0.0
+    return diff, diff - half, diff + half
+
+
 def welch(a: Arm, b: Arm, metric: str) -> Evidence:
     """One-sided Welch's t-test of a > b (one-sample when an arm is a constant), 95 % CI."""
-    diff = a.mean - b.mean
-    if a.constant or b.constant:
-        sample, const = (b, a) if a.constant else (a, b)
-        se, df = sample.std / math.sqrt(sample.n), float(sample.n - 1)
-    else:
-        va, vb = a.std**2 / a.n, b.std**2 / b.n
-        se = math.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1)) if se > 0 else 1.0
-    if se == 0:  # no spread in either arm: nothing to test, the sign decides
-        p_greater, p_less = float(diff <= 0), float(diff >= 0)
-        return Evidence(metric, a, b, diff, diff, diff, p_greater,
-                        _metric_verdict(p_greater, p_less))  # fmt: skip
-    if a.constant or b.constant:
-        side = "less" if a.constant else "greater"  # a > b either way round
-        test = stats.ttest_1samp(sample.values, const.mean, alternative=side)
-    else:
-        test = stats.ttest_ind(a.values, b.values, equal_var=False, alternative="greater")
-    p_greater = float(test.pvalue)
-    half = float(stats.t.ppf(0.975, df)) * se
-    verdict = _metric_verdict(p_greater, 1.0 - p_greater)
-    return Evidence(metric, a, b, diff, diff - half, diff + half, p_greater, verdict)
+    p_greater = p_difference_above(a, b, 0.0)
+    diff, low, high = _interval(a, b)
+    p_less = 1.0 - p_greater if _standard_error(a, b)[0] > 0 else float(diff >= 0)
+    return Evidence(metric, a, b, diff, low, high, p_greater, _metric_verdict(p_greater, p_less))
+
+
+def tost(a: Arm, b: Arm, metric: str, margin: float) -> Evidence:
+    """Two one-sided tests of |mean(a) − mean(b)| < ``margin``; ``p`` is the larger of the two
+    (equivalence is shown when it is below α), the interval is the usual 95 % one."""
+    p_above_lower = p_difference_above(a, b, -margin)  # H1: a − b > −margin
+    p_below_upper = p_difference_above(b, a, -margin)  # H1: b − a > −margin, i.e. a − b < margin
+    p_equivalent = max(p_above_lower, p_below_upper)
+    p_outside = min(p_difference_above(a, b, margin), p_difference_above(b, a, margin))
+    diff, low, high = _interval(a, b)
+    return Evidence(metric, a, b, diff, low, high, p_equivalent,
+                    _metric_verdict(p_equivalent, p_outside))  # fmt: skip
 
 
 def gap_trend(points: Sequence[tuple[float, int, float]], metric: str, a: Arm, b: Arm,
@@ -274,7 +317,7 @@ def _shortfall_note(arms: Sequence[Arm]) -> str:
     return "; ".join(parts)
 
 
-def _test_greater(claim: Claim, test: ClaimTest, dataset: str, scale: str,
+def _test_pairwise(claim: Claim, test: ClaimTest, dataset: str, scale: str,
                   records: Sequence[RunRecord], paper: str) -> ClaimResult:  # fmt: skip
     evidence: list[Evidence] = []
     arms: tuple[Arm, ...] = ()
@@ -289,7 +332,11 @@ def _test_greater(claim: Claim, test: ClaimTest, dataset: str, scale: str,
         if short is not None:
             return ClaimResult(claim, dataset, scale, short, note=_shortfall_note(arms),
                                arms=arms)  # fmt: skip
-        evidence.append(welch(a, b, metric))
+        if test.kind == "equivalent":
+            assert test.margin is not None
+            evidence.append(tost(a, b, metric, test.margin))
+        else:
+            evidence.append(welch(a, b, metric))
     return ClaimResult(claim, dataset, scale, _combine(evidence), tuple(evidence), arms=arms)
 
 
@@ -346,7 +393,7 @@ def evaluate_claim(claim: Claim, records: Sequence[RunRecord], paper: str) -> li
     results = []
     for dataset, scale in cells:
         cell = [r for r in relevant if r.dataset == dataset and r.scale == scale]
-        tester = _test_greater if test.kind == "greater" else _test_trend
+        tester = _test_trend if test.kind == "gap-shrinks" else _test_pairwise
         results.append(tester(claim, test, dataset, scale, cell, paper))
     return results
 

@@ -176,3 +176,60 @@ def test_claim_needs_a_test_or_a_reason() -> None:
         Claim(id="x", wording="words", where="Abstract", untestable="no data"), [], "toy"
     )
     assert result.verdict == "untestable here" and result.note == "no data"
+
+
+def _textbook_tost(a: list[float], b: list[float], margin: float) -> float:
+    """TOST p from the Welch statistic and degrees of freedom written out (Schuirmann 1987)."""
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    p_lower = stats.t.sf((ma - mb + margin) / se, df)  # H0: a − b ≤ −margin
+    p_upper = stats.t.cdf((ma - mb - margin) / se, df)  # H0: a − b ≥ margin
+    return float(max(p_lower, p_upper))
+
+
+def test_equivalence_inside_the_margin_is_supported_with_the_textbook_p() -> None:
+    a, b = [0.700, 0.705, 0.698, 0.702], [0.701, 0.699, 0.703]
+    c = claim("equivalent", margin=0.02)
+    (result,) = evaluate_claim(c, arms(a, b), "toy")
+    (ev,) = result.evidence
+    assert result.verdict == "supported"
+    assert ev.p == pytest.approx(_textbook_tost(a, b, 0.02)) and ev.p < 0.05
+    assert ev.low < 0.0 < ev.high  # the difference itself is not significant
+    # the same runs against a margin smaller than their spread cannot show equivalence
+    assert verdict_of(arms(a, b), claim("equivalent", margin=0.0005)) == "inconclusive"
+
+
+def test_equivalence_is_contradicted_outside_the_margin_on_either_side() -> None:
+    near, far = [0.70, 0.71, 0.70], [0.80, 0.81, 0.80]
+    assert verdict_of(arms(near, far), claim("equivalent", margin=0.02)) == "contradicted"
+    assert verdict_of(arms(far, near), claim("equivalent", margin=0.02)) == "contradicted"
+    # the same gap with a margin wider than it: equivalent
+    assert verdict_of(arms(near, far), claim("equivalent", margin=0.2)) == "supported"
+
+
+def test_equivalence_is_not_shown_by_noisy_arms_whose_means_agree() -> None:
+    a, b = [0.60, 0.80, 0.70], [0.75, 0.65, 0.70]
+    (result,) = evaluate_claim(claim("equivalent", margin=0.02), arms(a, b), "toy")
+    assert result.verdict == "inconclusive" and result.evidence[0].estimate == pytest.approx(0)
+    assert result.evidence[0].p == pytest.approx(_textbook_tost(a, b, 0.02))
+
+
+def test_equivalence_against_a_constant_arm() -> None:
+    runs = [record("new", v, i) for i, v in enumerate([0.700, 0.702, 0.698])]
+    floor = record("old", 0.701, 0, origin="pretrained-baseline", stopped_by="not-trained")
+    (result,) = evaluate_claim(claim("equivalent", margin=0.01), [*runs, floor], "toy")
+    p_lower = stats.ttest_1samp([0.700, 0.702, 0.698], 0.701 - 0.01, alternative="greater")
+    p_upper = stats.ttest_1samp([0.700, 0.702, 0.698], 0.701 + 0.01, alternative="less")
+    assert result.verdict == "supported"
+    assert result.evidence[0].p == pytest.approx(max(p_lower.pvalue, p_upper.pvalue))
+
+
+def test_equivalence_needs_a_margin_and_only_it_has_one() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        claim("equivalent")
+    with pytest.raises(ValueError, match="margin"):
+        claim("greater", margin=0.1)
+    assert claim("equivalent", margin=0.5).test.describe() == "|new − old| < 0.5 on m"  # type: ignore[union-attr]

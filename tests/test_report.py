@@ -11,6 +11,8 @@ import yaml
 from common.report import (
     README_BEGIN,
     README_END,
+    RESULTS_BEGIN,
+    RESULTS_END,
     ReportedFile,
     compare,
     load_all_reported,
@@ -100,6 +102,26 @@ def test_render_results_writes_table_plot_and_readme_block(tmp_path: Path) -> No
     assert (results / "plots" / "toy.png").stat().st_size > 1000
     top = readme.read_text()
     assert "old" not in top and "[toy](papers/toy/README.md)" in top and top.endswith("tail\n")
+
+
+def test_render_results_fills_the_papers_own_readme_between_its_markers(tmp_path: Path) -> None:
+    entry = make_toy_paper(tmp_path)
+    results = tmp_path / "results"
+    main(entry, ["--scale", "full", "--seeds", "2", "--variants", "plain", "--results-dir",
+                 str(results), "--work-dir", str(tmp_path / "w")])  # fmt: skip
+    papers = tmp_path / "papers"
+    (papers / "toy").mkdir(parents=True, exist_ok=True)
+    own = papers / "toy" / "README.md"
+    typed = "| typed by hand | 123.456 |"
+    own.write_text(f"# Toy\n\n{RESULTS_BEGIN}\n{typed}\n{RESULTS_END}\n\ntail\n")
+    render_results(results, None, papers)
+    text = own.read_text()
+    from common.records import load_records
+
+    mean = sum(r.metrics.test["mse"] for r in load_records(results, "toy")) / 2
+    assert "123.456" not in text and f"{mean:.4f}" in text and "2 full, converged" in text
+    assert text.startswith(f"# Toy\n\n{RESULTS_BEGIN}\n")
+    assert text.endswith(f"{RESULTS_END}\n\ntail\n")
 
 
 def test_committed_reported_files_match_schema() -> None:
