@@ -1,6 +1,7 @@
 """Image data and augmentation pieces that the vision papers (dcl, pixpro) share.
 
-* IDX files (MNIST, Fashion-MNIST) and the official Fashion-MNIST train/test splits, read
+* IDX files (MNIST, Fashion-MNIST) and the official Fashion-MNIST train/test splits, and the
+  CIFAR-10 python batches (the full official archive or the real subset on hand offline), read
   checksum-verified through :mod:`common.data` as float images in [0, 1] and long labels;
 * batched-tensor augmentation primitives (no torchvision, which does not load beside the CPU
   torch here): a random resized crop with horizontal flip as one affine resampling (returning
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,13 @@ FASHION_MNIST_FILES = {
         f"{FASHION_MNIST_DIR}/t10k-images-idx3-ubyte.gz",
         f"{FASHION_MNIST_DIR}/t10k-labels-idx1-ubyte.gz",
     ),
+}
+# CIFAR-10 copies (common/datasets.toml): the full official archive (downloaded and extracted,
+# md5-verified) or the real 5,170/1,017-image subset on hand offline, both in the official
+# python-batch layout.
+CIFAR_COPIES = {
+    "full": ("cifar10", "images/cifar-10/cifar-10-batches-py"),
+    "subset": ("cifar10-subset", "images/cifar-10-subset/cifar-10-batches-py"),
 }
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
@@ -82,6 +91,32 @@ def read_fashion_mnist(data_root: Path) -> tuple[dict[str, Split], dict[str, str
             raise DataError(f"Fashion-MNIST {name}: {len(x)} images but {len(y)} labels")
         splits[name] = Split(x, y)
     return splits, checksums(paths, FASHION_MNIST)
+
+
+def read_cifar_batch(path: Path) -> Split:
+    """One official CIFAR-10 python batch (a pickled dict with ``data`` N×3072 and ``labels``)."""
+    try:
+        with path.open("rb") as handle:
+            batch = pickle.load(handle, encoding="latin1")
+        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+        raise DataError(f"{path} is not a CIFAR-10 python batch: {exc}") from exc
+    return Split(torch.from_numpy(data).float() / 255.0, torch.from_numpy(labels))
+
+
+def read_cifar10(data_root: Path, copy: str = "full") -> tuple[dict[str, Split], dict[str, str]]:
+    """The ``train`` (data_batch_1..5 in order) and ``test`` splits ([N, 3, 32, 32] in [0, 1]) of
+    one of :data:`CIFAR_COPIES`, and the verified checksums of the six files."""
+    if copy not in CIFAR_COPIES:
+        raise DataError(f"unknown CIFAR-10 copy {copy!r}; choose from {sorted(CIFAR_COPIES)}")
+    name, folder = CIFAR_COPIES[copy]
+    train_files = [f"{folder}/data_batch_{i}" for i in range(1, 6)]
+    paths = ensure_files(name, data_root, [*train_files, f"{folder}/test_batch"])
+    parts = [read_cifar_batch(paths[f]) for f in train_files]
+    train = Split(torch.cat([s.images for s in parts]), torch.cat([s.labels for s in parts]))
+    test = read_cifar_batch(paths[f"{folder}/test_batch"])
+    return {"train": train, "test": test}, checksums(paths, name)
 
 
 def uniform(n: int, low: float, high: float, gen: torch.Generator) -> Tensor:

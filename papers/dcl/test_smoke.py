@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
 from common.data import get_dataset
 from common.records import load_records
 from common.runner import main
+from common.vision import CIFAR_COPIES
 from tests.support.datasets import spec_for_local_files, temporary_dataset
+from tests.support.images import write_tiny_cifar
 from tests.support.smoke import smoke_over_budget
 
 from .__main__ import ENTRY
 from .augment import simclr_view
-from .data import CIFAR_COPIES, load_images
+from .data import load_images
 from .plot import render
 
 # Training and test images of the real files (the CIFAR-10 copy on hand, or the official one).
@@ -46,18 +46,6 @@ def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
 
 def test_smoke_recipe_fits_its_budget() -> None:
     assert smoke_over_budget(ENTRY, smoke_work, SMOKE_BUDGET) == {}
-
-
-def write_tiny_cifar(root: Path, per_batch: int = 12, copy: str = "subset") -> list[str]:
-    folder = CIFAR_COPIES[copy][1]
-    names = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
-    rng = np.random.default_rng(0)
-    for name in names:
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        batch = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 "labels": [int(v) for v in rng.integers(0, 10, per_batch)]}  # fmt: skip
-        (root / folder / name).write_bytes(pickle.dumps(batch))
-    return [f"{folder}/{name}" for name in names]
 
 
 def test_smoke_cifar_all_losses_and_plot(tmp_path: Path) -> None:

@@ -1,11 +1,18 @@
-"""The synthetic dense task: Fashion-MNIST items composed on a canvas, and a per-pixel probe.
+"""The synthetic dense task: real images composed on a canvas, and a per-pixel probe.
 
 A canvas is a **synthetic composition of real images**: 2–4 items, each resized to a random
-side (``item_min``–``item_max`` pixels) and placed at a random position on a black 64×64
-canvas; canvas = per-pixel maximum of the pasted items. A pixel's label is the class + 1 of the
-item brightest there when that intensity exceeds ``threshold``, else 0 (background): 11
-classes. Canvases are generated on the fly from a seed (never stored): from training items for
-the probe, from test items for the score.
+side (``item_side`` pixels) and placed at a random position on a black 64×64 canvas. Two ways
+to blend, one per kind of image:
+
+* ``max`` (objects on black, Fashion-MNIST): canvas = per-pixel maximum of the pasted items; a
+  pixel's label is the class + 1 of the item brightest there when that intensity exceeds
+  ``threshold``, else 0 (background);
+* ``paste`` (natural images with their own background, CIFAR-10): items are pasted in order,
+  each covering the earlier ones; a pixel's label is the class + 1 of the item on top there,
+  0 where no item lies.
+
+11 classes. Canvases are generated on the fly from a seed (never stored): from training items
+for the probe, from test items for the score.
 
 The probe: frozen backbone features (standardised per channel), a 1×1 convolution to 11
 logits, bilinear upsampling to the canvas size, per-pixel cross-entropy (Adam, full batch);
@@ -14,9 +21,13 @@ score = mean IoU over the classes present in the ground truth or the prediction.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+Blend = Literal["max", "paste"]
 
 
 def compose_canvases(
@@ -28,6 +39,7 @@ def compose_canvases(
     items: tuple[int, int] = (2, 4),
     item_side: tuple[int, int] = (20, 36),
     threshold: float = 0.2,
+    blend: Blend = "max",
 ) -> tuple[Tensor, Tensor]:
     """``count`` canvases [count, C, size, size] and per-pixel labels [count, size, size]."""
     c = images.shape[1]
@@ -36,6 +48,7 @@ def compose_canvases(
     for n in range(count):
         k = int(torch.randint(items[0], items[1] + 1, (1,), generator=gen))
         layers = torch.zeros(k, c, size, size)
+        covered = torch.zeros(k, size, size, dtype=torch.bool)
         item_labels = torch.zeros(k, dtype=torch.long)
         for i in range(k):
             idx = int(torch.randint(len(labels), (1,), generator=gen))
@@ -44,10 +57,16 @@ def compose_canvases(
                                  align_corners=False)[0].clamp(0, 1)  # fmt: skip
             top, left = (int(torch.randint(size - side + 1, (1,), generator=gen)) for _ in "yx")
             layers[i, :, top : top + side, left : left + side] = item
+            covered[i, top : top + side, left : left + side] = True
             item_labels[i] = labels[idx]
-        brightest, which = layers.mean(dim=1).max(dim=0)  # [size, size]
-        canvases[n] = layers.max(dim=0).values
-        target[n] = torch.where(brightest > threshold, item_labels[which] + 1, 0)
+        if blend == "max":
+            brightest, which = layers.mean(dim=1).max(dim=0)  # [size, size]
+            canvases[n] = layers.max(dim=0).values
+            target[n] = torch.where(brightest > threshold, item_labels[which] + 1, 0)
+        else:
+            for i in range(k):  # later items on top
+                canvases[n] = torch.where(covered[i], layers[i], canvases[n])
+                target[n] = torch.where(covered[i], item_labels[i] + 1, target[n])
     return canvases, target
 
 
@@ -63,7 +82,9 @@ def mean_iou(prediction: Tensor, target: Tensor, num_classes: int) -> float:
 
 
 @torch.no_grad()
-def feature_maps(backbone: nn.Module, canvases: Tensor, mean: float, std: float) -> Tensor:
+def feature_maps(
+    backbone: nn.Module, canvases: Tensor, mean: float | Tensor, std: float | Tensor
+) -> Tensor:
     backbone.eval()
     return torch.cat([backbone((c - mean) / std) for c in canvases.split(256)])
 

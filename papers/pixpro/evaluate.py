@@ -8,6 +8,8 @@ from torch import Tensor, nn
 
 
 @torch.no_grad()
-def pooled_features(backbone: nn.Module, images: Tensor, mean: float, std: float) -> Tensor:
+def pooled_features(
+    backbone: nn.Module, images: Tensor, mean: float | Tensor, std: float | Tensor
+) -> Tensor:
     backbone.eval()
     return torch.cat([backbone((c - mean) / std).mean(dim=(2, 3)) for c in images.split(512)])
