@@ -78,6 +78,29 @@ class Hardware(BaseModel):
     platform: str
     python: str
     torch_threads: int
+    # What decides float results on a CPU beside the code: the processor and the instruction set
+    # torch's kernels dispatch to (a seed repeated on another one can differ in the last bits,
+    # and a long training amplifies that). None in records written before they were kept.
+    cpu_model: str | None = None
+    cpu_capability: str | None = None
+
+    def same_kernels(self, other: Hardware) -> bool:
+        """Whether two runs' floats are comparable bit for bit (same device, processor, kernels
+        and thread count), as far as the records tell."""
+        keys = ("device_name", "cpu_model", "cpu_capability", "torch_threads")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
+
+def cpu_model_name() -> str | None:
+    """The processor's model name (Linux ``/proc/cpuinfo``), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        return None
+    return None
 
 
 class Training(BaseModel):
@@ -203,6 +226,8 @@ def hardware_info(device: str) -> Hardware:
         platform=platform.platform(),
         python=platform.python_version(),
         torch_threads=torch.get_num_threads(),
+        cpu_model=cpu_model_name(),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
     )
 
 

@@ -271,12 +271,22 @@ def recorded_run(
     return min(found, key=lambda pair: pair[0].started_at) if found else None
 
 
+def _machine(record: RunRecord) -> str:
+    hw = record.hardware
+    kernels = f", {hw.cpu_capability}" if hw.cpu_capability else ""
+    return f"{hw.cpu_model or hw.device_name}{kernels}, {hw.torch_threads} thread(s)"
+
+
 def agreement_lines(first: RunRecord, repeat_path: Path) -> list[str]:
     """Each test metric of a repeat beside the recorded run's, with the difference."""
     repeat = read_record(repeat_path)
     lines = [f"repeat of {first.variant} seed {first.seed} (recorded at commit "
-             f"{first.git.commit[:7]} on {first.hardware.device_name}; repeat at "
-             f"{repeat.git.commit[:7]} on {repeat.hardware.device_name}):"]  # fmt: skip
+             f"{first.git.commit[:7]} on {_machine(first)}; repeat at "
+             f"{repeat.git.commit[:7]} on {_machine(repeat)}):"]  # fmt: skip
+    if not first.hardware.same_kernels(repeat.hardware):
+        lines.append("  (other hardware, kernels or threads than the record's, or a record that "
+                     "does not say: floats may differ in the last bits, and training amplifies "
+                     "that; repeat on the recording machine to check the code)")  # fmt: skip
     for metric, value in first.metrics.test.items():
         again = repeat.metrics.test.get(metric, float("nan"))
         lines.append(f"  {metric:>16}  recorded {value:.5f}  repeat {again:.5f}  "

@@ -58,6 +58,25 @@ def test_record_credits_the_code_at_the_start_of_the_run(
     assert record.git.commit == "at-start"
 
 
+def test_repeat_says_when_it_ran_on_other_kernels(tmp_path: Path) -> None:
+    from common.records import read_record
+    from common.runner import agreement_lines
+
+    entry = make_toy_paper(tmp_path)
+    main(entry, _argv(tmp_path, "--variants", "plain"))
+    main(entry, _argv(tmp_path, "--variants", "plain", "--rerun"))
+    (path,) = (tmp_path / "results" / "runs" / "toy" / "tiny").glob("*.json")
+    (repeat,) = (tmp_path / "work" / "repeats").rglob("*.json")
+    first = read_record(path)
+    assert first.hardware.cpu_capability  # e.g. AVX2, AVX512: torch's kernel dispatch level
+    same = agreement_lines(first, repeat)
+    assert first.hardware.cpu_capability in same[0] and not any("other hardware" in x for x in same)
+    elsewhere = first.model_copy(
+        update={"hardware": first.hardware.model_copy(update={"cpu_capability": "OTHER"})}
+    )
+    assert any("other hardware" in line for line in agreement_lines(elsewhere, repeat))
+
+
 def test_rerun_never_overwrites(tmp_path: Path) -> None:
     entry = make_toy_paper(tmp_path)
     main(entry, _argv(tmp_path, "--variants", "plain"))
