@@ -47,6 +47,7 @@ def test_smoke_cifar_colour_images(tmp_path: Path) -> None:
     assert sorted(r.variant for r in records) == ["byol", "pixpro"]
     for rec in records:
         assert rec.dataset == "cifar10" and rec.config["cifar_copy"] == "subset"
+        assert rec.training.epochs is not None
         assert rec.training.best_epoch == rec.training.epochs - 1  # scored at the last epoch
         assert rec.metrics.validation["kNN top-1"] == rec.training.curve["valid kNN top-1"][-1]
         assert set(rec.dataset_files) == set(files)
