@@ -295,7 +295,8 @@ def claims_table(results: Sequence[ClaimResult], digits: int) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
-        name = f"**{res.claim.id}**: {res.claim.test.describe() if res.claim.test else '—'}"
+        described = res.claim.test.describe().replace("|", "\\|") if res.claim.test else "—"
+        name = f"**{res.claim.id}**: {described}"
         if not res.evidence:
             lines.append(f"| {name} | {res.dataset} | {res.scale} | {res.verdict} | "
                          f"{res.note or '—'} | | | | |")  # fmt: skip
@@ -673,7 +674,12 @@ def paper_results_block(report: PaperReport) -> str:
     body = [paper_summary(report), ""]
     if report.reported is not None and report.reported.claims:
         body += [claims_table(report.claims, digits), ""]
-    body.append(markdown_table(report.rows, digits) if report.rows else "(no records yet)")
+    reproduced = [r for r in report.rows if r.mean is not None]
+    body.append(markdown_table(reproduced, digits) if reproduced else "(no records yet)")
+    if len(reproduced) < len(report.rows):
+        unrun = len(report.rows) - len(reproduced)
+        body += ["", f"{unrun} reference numbers with no run here (other datasets, models or "
+                 "scales) are listed in `results/README.md`."]  # fmt: skip
     return "\n".join(body)
 
 

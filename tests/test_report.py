@@ -255,3 +255,16 @@ def test_curves_plot_only_whole_curves(tmp_path: Path) -> None:
     assert (
         render_curves(PaperReport("toy", None, [tail_only], [], [], []), tmp_path / "x.png") is None
     )
+
+
+def test_claims_table_escapes_the_pipes_of_an_equivalence_claim() -> None:
+    import re
+
+    from common.claims import Claim, evaluate_claim
+    from common.report import claims_table
+
+    test = {"kind": "equivalent", "a": "x", "b": "y", "metrics": ["m"], "margin": 1.0}
+    claim = Claim(id="c", wording="x is on par with y", where="T1", test=test)  # type: ignore[arg-type]
+    header, _, row = claims_table(evaluate_claim(claim, [], "toy"), 2).splitlines()
+    cells = len(re.findall(r"(?<!\\)\|", header))
+    assert len(re.findall(r"(?<!\\)\|", row)) == cells and "\\|x − y\\|" in row
