@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.metrics import RankingAccumulator, pearson, ranking_metrics, retrieval_mrr, spearman
+from common.metrics import RankingAccumulator, pearson, ranking_metrics, spearman
 
 
 def test_single_target_hand_computed() -> None:
@@ -81,10 +81,3 @@ def test_correlations_match_scipy() -> None:
     y[:50] = x[:50]
     assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
     assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
-
-
-def test_retrieval_mrr() -> None:
-    scores = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8], [0.1, 0.2, 0.3]])
-    positives = torch.tensor([0, 1, 0])  # ranks 1, 2, 3
-    assert retrieval_mrr(scores, positives) == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
-    assert retrieval_mrr(scores, positives, top_k=2) == pytest.approx((1 + 1 / 2) / 3)

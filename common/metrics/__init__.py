@@ -2,7 +2,6 @@
 
 from common.metrics.correlation import average_ranks, pearson, spearman
 from common.metrics.ranking import METRICS, RankingAccumulator, ranking_metrics
-from common.metrics.retrieval import reciprocal_ranks, retrieval_mrr
 
 __all__ = [
     "METRICS",
@@ -10,7 +9,5 @@ __all__ = [
     "average_ranks",
     "pearson",
     "ranking_metrics",
-    "reciprocal_ranks",
-    "retrieval_mrr",
     "spearman",
 ]

@@ -17,13 +17,25 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from common.metrics.retrieval import reciprocal_ranks
 from common.text import pad_batch
 
 from .data import Pair
 from .model import mean_pool
 
 TOP_K = 1000
+
+
+def reciprocal_ranks(scores: Tensor, positives: Tensor, top_k: int | None = None) -> Tensor:
+    """Per query 1/rank of its positive candidate (1-based; rank = 1 + #candidates scoring
+    strictly higher), 0 when the rank exceeds ``top_k``."""
+    if scores.dim() != 2 or positives.shape != (scores.shape[0],):
+        raise ValueError("scores must be [queries, candidates] and positives [queries]")
+    positive_scores = scores.gather(1, positives.long().unsqueeze(1))
+    ranks = (scores > positive_scores).sum(dim=1) + 1
+    rr = 1.0 / ranks.to(torch.float64)
+    if top_k is not None:
+        rr = torch.where(ranks <= top_k, rr, torch.zeros_like(rr))
+    return rr
 
 
 def token_ids(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from common.text import load_encoder, pad_batch
 from tests.support.sentences import save_tiny_bert
 
-from .evaluate import encode, retrieval_metrics, token_ids
+from .evaluate import encode, reciprocal_ranks, retrieval_metrics, token_ids
 from .model import mean_pool
 from .testdata import WORDS
 
@@ -67,3 +67,10 @@ def test_encode_dedups_and_buckets_without_changing_vectors(tmp_path: Path) -> N
         want = torch.cat([mean_pool(encoder, *pad_batch([r], 0)) for r in rows])
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.norm(dim=1), torch.ones(len(rows)))
+
+
+def test_reciprocal_ranks_by_hand() -> None:
+    scores = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8], [0.1, 0.2, 0.3]])
+    positives = torch.tensor([0, 1, 0])  # ranks 1, 2, 3
+    assert reciprocal_ranks(scores, positives).tolist() == pytest.approx([1, 1 / 2, 1 / 3])
+    assert reciprocal_ranks(scores, positives, top_k=2).tolist() == pytest.approx([1, 1 / 2, 0])
