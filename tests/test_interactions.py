@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from common.interactions import (
@@ -78,6 +79,35 @@ def test_full_ranking_masks_history_and_matches_a_loop() -> None:
 
     assert abs(got["Recall@2"] - loop(mask=True)) < 1e-6
     assert loop(mask=True) != loop(mask=False)
+
+
+def test_full_ranking_in_row_blocks_equals_one_block_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ranking in cache-sized blocks must not change a recorded number, not even its last bit."""
+    import common.interactions
+
+    gen = torch.Generator().manual_seed(1)
+    n_users, n_items = 700, 300
+    users_emb, items_emb = (
+        torch.randn(n_users, 8, generator=gen),
+        torch.randn(n_items, 8, generator=gen),
+    )
+
+    def pairs(per_user: int) -> Interactions:
+        user = torch.arange(n_users).repeat_interleave(per_user)
+        return Interactions(user, torch.randint(0, n_items, (len(user),), generator=gen))
+
+    positives, history = UserItems(pairs(3), n_users), UserItems(pairs(5), n_users)
+
+    def rank() -> dict[str, float]:
+        return full_ranking(users_emb, items_emb, positives, history, (5, 20),
+                            ("Recall", "NDCG", "MRR"), batch_size=600, device=CPU)  # fmt: skip
+
+    monkeypatch.setattr(common.interactions, "RANK_ROWS", 10_000)
+    whole = rank()
+    monkeypatch.setattr(common.interactions, "RANK_ROWS", 7)
+    assert rank() == whole  # exact: the same per-user values, summed in the same order
 
 
 def test_concat_keeps_order() -> None:

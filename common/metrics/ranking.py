@@ -80,11 +80,16 @@ class RankingAccumulator:
         self.count = 0
 
     def update(self, scores: Tensor, targets: Tensor, exclude: Tensor | None = None) -> None:
-        values = ranking_metrics(scores, targets, self.ks, exclude=exclude)
+        self.add(ranking_metrics(scores, targets, self.ks, exclude=exclude))
+
+    def add(self, values: dict[str, Tensor]) -> None:
+        """Per-row values of :func:`ranking_metrics` (every key for the same rows)."""
+        rows = 0
         for key, per_row in values.items():
+            rows = len(per_row)
             if key.split("@")[0] in self.metrics:
                 self.sums[key] = self.sums.get(key, 0.0) + float(per_row.sum())
-        self.count += scores.shape[0]
+        self.count += rows
 
     def compute(self) -> dict[str, float]:
         if self.count == 0:
