@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 from pydantic import Field, ValidationInfo, field_validator
+from torch import Tensor
 
 from common.config import StrictModel, declared_variant
 from common.errors import DataError
@@ -226,19 +227,23 @@ class Trainer:
         totals: dict[str, float] = {}
         n = 0
         for user, pos, neg in bpr_batches(train, sampler, self.config.batch_size, seed, epoch):
-            user, pos, neg = (t.to(self.device) for t in (user, pos, neg))
-            if isinstance(self.model, REARM):
-                parts = rearm_losses(self.model, user, pos, neg, self.weights)
-            else:
-                parts = baseline_losses(self.model, user, pos, neg, self.config.baseline.reg_weight)
-            loss = sum(parts.values(), torch.zeros((), device=self.device))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
             n += 1
-            for key, value in parts.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach())
+            for key, value in self.train_batch(user, pos, neg).items():
+                totals[key] = totals.get(key, 0.0) + value
         return {key: total / n for key, total in totals.items()}
+
+    def train_batch(self, user: Tensor, pos: Tensor, neg: Tensor) -> dict[str, float]:
+        """One optimisation step on a (user, positive, negative) batch; its loss terms."""
+        user, pos, neg = (t.to(self.device) for t in (user, pos, neg))
+        if isinstance(self.model, REARM):
+            parts = rearm_losses(self.model, user, pos, neg, self.weights)
+        else:
+            parts = baseline_losses(self.model, user, pos, neg, self.config.baseline.reg_weight)
+        loss = sum(parts.values(), torch.zeros((), device=self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {key: float(value.detach()) for key, value in parts.items()}
 
 
 def fit(config: Config, data: Dataset, ctx: RunContext) -> dict[str, Any]:
