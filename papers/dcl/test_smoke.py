@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from common.data import get_dataset
-from common.records import load_records
-from common.runner import main
+from common.records import config_identity, load_records
+from common.runner import main, resolve_config
 from common.vision import CIFAR_COPIES
 from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.images import write_tiny_cifar
@@ -35,7 +35,7 @@ SMOKE_BUDGET = {"augmented views": 2_000, "images embedded": 3_000, "probe image
 
 def smoke_work(dataset: str, variant: str, config: Any) -> dict[str, int]:
     """Views trained on, images through the backbone (kNN each epoch and at the end), probe."""
-    train, test = SIZES[dataset, config.cifar_copy]
+    train, test = SIZES[dataset, config.cifar_source]
     train, test = min(config.train_size or train, train), min(config.test_size or test, test)
     return {
         "augmented views": 2 * train * config.epochs,
@@ -101,3 +101,14 @@ def test_views_stay_in_range_and_differ(channels: int) -> None:
     a, b = simclr_view(x, gen), simclr_view(x, gen)
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
     assert not torch.allclose(a, b)
+
+
+def test_reduced_configs_keep_the_identity_of_their_records() -> None:
+    """The runner matches a seed to its record by the config's identity; a field added later
+    (``cifar_copy``) must leave it unchanged, else --resume would run every recorded seed again."""
+    results = Path(__file__).resolve().parents[2] / "results"
+    records = [r for r in load_records(results, ENTRY.folder.name) if r.scale == "reduced"]
+    for rec in records:
+        overrides = (f"batch_size={rec.config['batch_size']}",)
+        config = resolve_config(ENTRY, "reduced", rec.dataset, rec.variant, overrides)
+        assert config_identity(config.model_dump(mode="json")) == config_identity(rec.config)

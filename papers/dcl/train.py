@@ -52,7 +52,10 @@ class Config(StrictModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
     crop_scale_min: float = Field(0.08, gt=0, le=1)
-    cifar_copy: Literal["full", "subset"] = "full"  # subset: the real subset on hand offline
+    # CIFAR-10 copy: "full" the official archive, "subset" the real subset on hand offline.
+    # Unset means the subset: it is what every run read before this field existed, and an unset
+    # field leaves a config's identity (and so the match with its records) unchanged.
+    cifar_copy: Literal["full", "subset"] | None = None
     train_size: int | None = Field(None, ge=2)
     test_size: int | None = Field(None, ge=1)
     valid_fraction: float = Field(0.1, gt=0, lt=1)
@@ -60,6 +63,10 @@ class Config(StrictModel):
     knn_temperature: float = Field(0.1, gt=0)
     probe_steps: int = Field(300, ge=1)
     threads: int | None = Field(None, ge=1)
+
+    @property
+    def cifar_source(self) -> Literal["full", "subset"]:
+        return self.cifar_copy or "subset"
 
 
 def contrastive_loss(config: Config, z1: Tensor, z2: Tensor) -> Tensor:
@@ -154,7 +161,7 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         train_size=config.train_size,
         test_size=config.test_size,
         valid_fraction=config.valid_fraction,
-        cifar_copy=config.cifar_copy,
+        cifar_copy=config.cifar_source,
     )
     if len(data.train.labels) < config.batch_size:
         raise ClreproError(
@@ -214,6 +221,6 @@ def _deviations(config: Config, dataset: str) -> list[str]:
         notes.append(f"{config.epochs} epochs instead of 200")
     if config.train_size:
         notes.append(f"{config.train_size} training images (a seeded subset)")
-    if dataset == "cifar10" and config.cifar_copy == "subset":
+    if dataset == "cifar10" and config.cifar_source == "subset":
         notes.append("CIFAR-10: a real 5,170/1,017-image subset of the official batches")
     return notes
