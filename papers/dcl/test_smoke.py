@@ -60,6 +60,11 @@ def test_smoke_cifar_all_losses_and_plot(tmp_path: Path) -> None:
     for rec in records:
         assert set(rec.metrics.test) == {"kNN top-1", "linear top-1"}
         assert all(0 <= v <= 100 for v in rec.metrics.test.values())
+        curve = rec.training.curve["valid kNN top-1"]
+        assert (
+            len(curve) == rec.training.epochs and max(curve) == rec.metrics.validation["kNN top-1"]
+        )  # the curve shows the plateau; its best epoch is the one selected
+        assert rec.training.stopped_by == "budget"  # smoke: 2 of the paper's 200 epochs
     assert render(tmp_path / "r", "smoke") is not None
 
 
@@ -101,6 +106,20 @@ def test_views_stay_in_range_and_differ(channels: int) -> None:
     a, b = simclr_view(x, gen), simclr_view(x, gen)
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
     assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "fashion-mnist"])
+@pytest.mark.parametrize("variant", ["simclr", "dcl", "dclw"])
+def test_reduced_recipe_is_the_papers_schedule_on_a_smaller_problem(
+    dataset: str, variant: str
+) -> None:
+    """Reduced = smaller, not shorter: the paper's epochs, optimizer and loss settings, so a run
+    that completes them ends by the paper's own rule (not `budget`, i.e. not truncated)."""
+    paper = resolve_config(ENTRY, "full", dataset, variant, ())
+    reduced = resolve_config(ENTRY, "reduced", dataset, variant, ())
+    kept = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "temperature", "sigma")
+    assert {k: getattr(reduced, k) for k in kept} == {k: getattr(paper, k) for k in kept}
+    assert reduced.train_size is not None and reduced.backbone == "small"
 
 
 def test_reduced_configs_keep_the_identity_of_their_records() -> None:

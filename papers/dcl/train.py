@@ -10,6 +10,7 @@ compares batch sizes at an equal number of epochs, so smaller batches take more 
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -176,15 +177,23 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         "best": -1.0,
         "best_epoch": -1,
         "best_backbone": None,
+        "curve": {"valid kNN top-1": [], "train loss": []},
     }
     if state["epoch"] >= 0:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
-    for epoch in range(state["epoch"] + 1, config.epochs):
+    first_epoch, started = state["epoch"] + 1, time.monotonic()
+    for epoch in range(first_epoch, config.epochs):
         loss = train_epoch(model, opt, sched, data, config, ctx.seed, epoch, mean, std)
         valid = _evaluate(model, data, config, "valid", mean, std)
         ctx.log_metrics(epoch, {"loss": loss, "kNN top-1": valid}, "valid")
+        state["curve"]["valid kNN top-1"].append(valid)
+        state["curve"]["train loss"].append(loss)
+        per_epoch = (time.monotonic() - started) / (epoch - first_epoch + 1)
+        left = (config.epochs - epoch - 1) * per_epoch / 60
+        ctx.logger.info("epoch %d of %d, %.1f s/epoch, ETA %.0f min", epoch + 1, config.epochs,
+                        per_epoch, left)  # fmt: skip
         if valid > state["best"]:
             state.update(
                 best=valid,
@@ -208,7 +217,9 @@ def run(config: Config, ctx: RunContext) -> RunOutcome:
         selection_rule=f"epoch with the best validation kNN top-1 (epoch {state['best_epoch']}); "
         "validation = 10% of the training images",
         dataset_files=data.files,
-        training=ctx.training_end(config, False, config.epochs, state["best_epoch"]),
+        training=ctx.training_end(
+            config, False, config.epochs, state["best_epoch"], curve=state["curve"]
+        ),
         deviations=_deviations(config, ctx.dataset),
     )
 
