@@ -551,21 +551,36 @@ def render_claims_plot(report: PaperReport, out: Path) -> Path | None:
     return out
 
 
+def _arm_label(report: PaperReport, rec: RunRecord) -> str:
+    """The run's arm as the tables name it: ``dcl [batch_size=32]`` where the paper groups by a
+    config field, else the variant."""
+    keys = report.reported.group_by if report.reported else []
+    return method_label(rec.variant, keys, tuple(rec.config.get(k) for k in keys))
+
+
 def _curve_runs(report: PaperReport) -> dict[str, list[RunRecord]]:
-    """Per dataset and scale, the lowest seed of each variant whose record keeps its whole curve
+    """Per dataset and scale, the lowest seed of each arm whose record keeps its whole curve
     (a run resumed from a checkpoint written before curves were kept has only its tail)."""
     picked: dict[tuple[str, str, str], RunRecord] = {}
     for rec in unique_seeds(report.records):
         lengths = {len(v) for v in rec.training.curve.values()}
         if rec.scale == "smoke" or rec.truncated or lengths != {rec.training.epochs}:
             continue
-        key = (rec.dataset, rec.scale, rec.variant)
+        key = (rec.dataset, rec.scale, _arm_label(report, rec))
         if key not in picked or rec.seed < picked[key].seed:
             picked[key] = rec
     panels: dict[str, list[RunRecord]] = defaultdict(list)
     for (dataset, scale, _), rec in sorted(picked.items()):
         panels[f"{dataset} · {scale}"].append(rec)
     return panels
+
+
+def _selection_curve(rec: RunRecord) -> tuple[str, list[float]]:
+    """The curve the run selected its epoch on: the first validation curve (others, such as the
+    training loss, have their own scale and would flatten it)."""
+    curves = rec.training.curve
+    name = next((k for k in curves if k.startswith("valid")), next(iter(curves)))
+    return name, curves[name]
 
 
 def render_curves(report: PaperReport, out: Path) -> Path | None:
@@ -578,13 +593,13 @@ def render_curves(report: PaperReport, out: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (title, runs) in zip(axes[0], panels.items(), strict=True):
         for i, rec in enumerate(runs):
-            label = f"{rec.variant} seed {rec.seed} ({rec.training.stopped_by})"
-            for name, values in rec.training.curve.items():
-                ax.plot(range(1, len(values) + 1), values, color=f"C{i}", label=label)
-                best = rec.training.best_epoch
-                if best is not None and best < len(values):
-                    ax.scatter([best + 1], [values[best]], color=f"C{i}", zorder=3)
-                ax.set_ylabel(name)
+            label = f"{_arm_label(report, rec)} seed {rec.seed} ({rec.training.stopped_by})"
+            name, values = _selection_curve(rec)
+            ax.plot(range(1, len(values) + 1), values, color=f"C{i % 10}", label=label)
+            best = rec.training.best_epoch
+            if best is not None and best < len(values):
+                ax.scatter([best + 1], [values[best]], color=f"C{i % 10}", zorder=3)
+            ax.set_ylabel(name)
         ax.set_xlabel("epoch")
         ax.set_title(f"{report.paper} · {title}", fontsize=9)
         ax.legend(fontsize=7)

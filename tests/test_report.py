@@ -257,6 +257,33 @@ def test_curves_plot_only_whole_curves(tmp_path: Path) -> None:
     )
 
 
+def test_curves_keep_one_run_per_arm_and_plot_the_validation_curve() -> None:
+    """Arms that differ only in a grouped config field (DCL's batch sizes) each keep their run;
+    the curve drawn is the validation one, not the training loss beside it."""
+    from common.records import RunRecord, Training
+    from common.report import PaperReport, ReportedFile, _curve_runs, _selection_curve
+
+    def rec(batch: int) -> RunRecord:
+        curves = {"train loss": [5.0, 4.0], "valid kNN": [60.0, 61.0]}
+        return RunRecord.model_validate({
+            "paper": "toy", "variant": "plain", "dataset": "tiny", "scale": "reduced",
+            "dataset_files": {}, "config": {"batch_size": batch}, "seed": 0,
+            "metrics": {"test": {"m": 1.0}}, "selection_rule": "-",
+            "training": Training(stopped_by="recipe-epochs", epochs=2, best_epoch=1,
+                                 curve=curves).model_dump(),
+            "git": {"commit": "c", "dirty": False}, "packages": {},
+            "hardware": {"device": "cpu", "device_name": "x", "cpu": "x", "cpu_count": 1,
+                         "platform": "p", "python": "3", "torch_threads": 1},
+            "wall_time_s": 1, "started_at": f"t{batch}", "ended_at": "t"})  # fmt: skip
+
+    reported = ReportedFile.model_validate({"paper": "toy", "title": "t", "citation": "c",
+                                            "units": "percent", "group_by": ["batch_size"],
+                                            "entries": []})  # fmt: skip
+    report = PaperReport("toy", reported, [rec(32), rec(256)], [], [], [])
+    assert len(_curve_runs(report)["tiny · reduced"]) == 2
+    assert _selection_curve(rec(32)) == ("valid kNN", [60.0, 61.0])
+
+
 def test_claims_table_escapes_the_pipes_of_an_equivalence_claim() -> None:
     import re
 
