@@ -193,3 +193,15 @@ def test_every_benchmarked_paper_has_both_harnesses_and_its_environment() -> Non
         assert (info.folder / "benchmark.py").is_file()
         assert (info.folder / "benchmark_official.py").is_file()
         assert (root / "environments" / f"{setup.official_environment}.txt").is_file()
+
+
+def test_repository_imports_finds_our_packages_and_relative_imports(tmp_path: Path) -> None:
+    from tests.support.bench import repository_imports
+
+    harness = tmp_path / "benchmark_official.py"
+    harness.write_text("import torch\nfrom numpy import linalg\n")
+    assert repository_imports(harness) == set()
+    harness.write_text("import torch\nimport common.bench\nfrom .model import Net\n")
+    assert repository_imports(harness) == {"common", "."}
+    harness.write_text("from papers.dcl import losses\n")
+    assert repository_imports(harness) == {"papers"}

@@ -8,7 +8,6 @@ the official checkout is imported only when it runs).
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 import re
@@ -23,6 +22,7 @@ import pytest
 
 from common.bench import MeasurementFile, read_measurements
 from common.cli import discover_papers, has_bench, read_bench_setup
+from tests.support.bench import repository_imports
 from tests.support.datasets import spec_for_local_files, temporary_dataset
 from tests.support.sentences import save_tiny_bert
 
@@ -64,19 +64,7 @@ def data(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_official_harness_imports_nothing_from_the_repository() -> None:
-    tree = ast.parse(OFFICIAL.read_text())
-    modules = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    }
-    assert not modules & {"common", "papers", "tests", ""}
-    assert "from ." not in OFFICIAL.read_text()
+    assert repository_imports(OFFICIAL) == set()
 
 
 def test_both_sides_name_the_same_workloads() -> None:

@@ -10,6 +10,8 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from tests.support.bench import repository_imports
+
 from . import benchmark
 
 OFFICIAL = Path(__file__).parent / "benchmark_official.py"
@@ -35,18 +37,7 @@ def test_both_sides_use_the_official_seed() -> None:
 
 
 def test_official_harness_imports_nothing_from_the_repository() -> None:
-    tree = ast.parse(OFFICIAL.read_text())
-    modules = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    }
-    assert not modules & {"common", "papers", "tests", ""}
+    assert repository_imports(OFFICIAL) == set()
 
 
 def test_the_benchmark_recipe_is_the_acm_recipe() -> None:

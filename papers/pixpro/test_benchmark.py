@@ -23,6 +23,7 @@ import torch
 from common.bench import read_measurements
 from common.config import load_config
 from common.errors import ClreproError
+from tests.support.bench import repository_imports
 
 from . import benchmark
 from .train import Config
@@ -70,18 +71,7 @@ def test_the_constants_are_our_recipe() -> None:
 
 
 def test_official_harness_imports_nothing_from_the_repository() -> None:
-    tree = ast.parse(OFFICIAL.read_text())
-    modules = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    }
-    assert not modules & {"common", "papers", "tests", ""}
+    assert repository_imports(OFFICIAL) == set()
     assert "here = Path(__file__).resolve().parent" in OFFICIAL.read_text()
 
 

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from common.bench import read_measurements
+from tests.support.bench import repository_imports
 from tests.support.datasets import spec_for_local_files, temporary_dataset
 
 from . import benchmark
@@ -61,18 +62,7 @@ def test_official_flags_are_our_ml100k_recipe() -> None:
 
 
 def test_official_harness_imports_nothing_from_the_repository() -> None:
-    tree = ast.parse(OFFICIAL.read_text())
-    modules = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    }
-    assert not modules & {"common", "papers", "tests", ""}
+    assert repository_imports(OFFICIAL) == set()
     # run by path, its folder (our model.py, data.py) is taken off sys.path before any import
     assert "here = Path(__file__).resolve().parent" in OFFICIAL.read_text()
 
