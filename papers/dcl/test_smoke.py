@@ -21,6 +21,7 @@ from .__main__ import ENTRY
 from .augment import simclr_view
 from .data import load_images
 from .plot import render
+from .train import Config
 
 # Training and test images of the real files (the CIFAR-10 copy on hand, or the official one).
 SIZES = {
@@ -119,6 +120,7 @@ def test_reduced_recipe_is_the_papers_schedule_on_a_smaller_problem(
     reduced = resolve_config(ENTRY, "reduced", dataset, variant, ())
     kept = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "temperature", "sigma")
     assert {k: getattr(reduced, k) for k in kept} == {k: getattr(paper, k) for k in kept}
+    assert isinstance(reduced, Config)
     assert reduced.train_size is not None and reduced.backbone == "small"
 
 
