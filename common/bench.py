@@ -83,6 +83,14 @@ class BenchRecord(BaseModel):
     measurements: list[Measurement]
 
 
+def positive_int(text: str) -> int:
+    """An ``argparse`` type for counts (repeats, batch size): an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def time_samples(
     step: Callable[[], object], repeats: int, warmup: int = 1
 ) -> tuple[list[float], list[float]]:

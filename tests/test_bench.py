@@ -205,3 +205,14 @@ def test_repository_imports_finds_our_packages_and_relative_imports(tmp_path: Pa
     assert repository_imports(harness) == {"common", "."}
     harness.write_text("from papers.dcl import losses\n")
     assert repository_imports(harness) == {"papers"}
+
+
+def test_positive_int_rejects_zero_and_negatives() -> None:
+    import argparse
+
+    from common.bench import positive_int
+
+    assert positive_int("3") == 3
+    for bad in ("0", "-2"):
+        with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+            positive_int(bad)

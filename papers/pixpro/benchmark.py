@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from common.bench import Measurement, time_samples, write_measurements
+from common.bench import Measurement, positive_int, time_samples, write_measurements
 from common.errors import ClreproError
 from common.records import package_versions
 
@@ -237,15 +237,8 @@ def measure(batch: int, size: int, repeats: int, warmup: int) -> list[Measuremen
     ]
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _image_size(text: str) -> int:
-    value = _positive(text)
+    value = positive_int(text)
     if value % 4:
         raise argparse.ArgumentTypeError(f"must be a multiple of 4 (stride 4), got {value}")
     return value
@@ -257,11 +250,11 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--batch", type=_positive, default=32)
+    p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--image-size", type=_image_size, default=64)
-    p.add_argument("--repeats", type=_positive, default=10, help="timed steps per workload")
+    p.add_argument("--repeats", type=positive_int, default=10, help="timed steps per workload")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    p.add_argument("--threads", type=_positive, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--reference", type=Path, default=Path(REFERENCE),
                    help="the official side's weights and losses, checked first")  # fmt: skip
     p.add_argument("--official", default=None, help="ignored (the official side's checkout)")

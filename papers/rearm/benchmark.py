@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.bench import Measurement, time_samples, write_measurements
+from common.bench import Measurement, positive_int, time_samples, write_measurements
 from common.config import load_config
 from common.errors import DataError
 from common.interactions import Interactions, NegativeSampler, UserItems, bpr_batches, concat
@@ -189,13 +189,6 @@ def measure(data: Dataset, config: Config, batches: int, repeats: int, prep_repe
     ]
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m papers.rearm.benchmark",
@@ -211,11 +204,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--export", type=Path, default=None,
                    help="write the official-layout folder here and exit")  # fmt: skip
-    p.add_argument("--batches", type=_positive, default=10, help="timed batches per sample")
-    p.add_argument("--repeats", type=_positive, default=3, help="samples of --batches batches")
-    p.add_argument("--prep-repeats", type=_positive, default=3)
-    p.add_argument("--eval-repeats", type=_positive, default=3)
-    p.add_argument("--threads", type=_positive, default=1)
+    p.add_argument("--batches", type=positive_int, default=10, help="timed batches per sample")
+    p.add_argument("--repeats", type=positive_int, default=3, help="samples of --batches batches")
+    p.add_argument("--prep-repeats", type=positive_int, default=3)
+    p.add_argument("--eval-repeats", type=positive_int, default=3)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--official", default=None, help="ignored (the official side's checkout)")
     p.add_argument("--json", type=Path, default=None, help="write the measurement file here")
     return p
