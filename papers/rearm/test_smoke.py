@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,22 @@ def test_bad_config_value_is_one_line(tiny: Path, capsys: pytest.CaptureFixture[
     assert main(ENTRY, _argv(tiny, "w", "--variants", "rearm", "s_drop=1.5")) == 2
     err = capsys.readouterr().err.strip()
     assert "s_drop" in err and len(err.splitlines()) == 1
+
+
+def test_tune_bpr_reg_weight_on_validation(tiny: Path) -> None:
+    from .tune import main as tune
+
+    out = tiny / "tuning"
+    argv = ["--variant", "bpr", "--dataset", "baby", "--scale", "smoke", "--data-root",
+            str(tiny / "data"), "--out", str(out), "--work-dir", str(tiny / "tw"),
+            "--regs", "1.0,0.001", "topk=[10,20]", "valid_metric=Recall@20"]  # fmt: skip
+    assert tune(argv) == 0
+    records = load_records(out, PAPER)
+    assert sorted(r.config["baseline"]["reg_weight"] for r in records) == [0.001, 1.0]
+    assert {r.variant for r in records} == {"bpr"}
+    best = max(records, key=lambda r: r.metrics.validation["Recall@20"])
+    choice = json.loads((out / "choice.json").read_text())
+    assert choice["reg"] == best.config["baseline"]["reg_weight"]
+    assert "**" in (out / "grid.md").read_text()
+    assert tune(argv) == 0  # every point recorded: nothing runs again
+    assert len(load_records(out, PAPER)) == 2
