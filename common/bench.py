@@ -211,27 +211,35 @@ class SpeedRow(BaseModel):
         return self.official_min / self.ours_min
 
 
+Key = tuple[str, int]  # (workload, threads)
+
+
 def _latest(
     records: Sequence[BenchRecord], side: Side
-) -> dict[str, tuple[BenchRecord, Measurement]]:
-    """Each workload's latest measurement on ``side`` (records are read oldest first)."""
-    latest: dict[str, tuple[BenchRecord, Measurement]] = {}
+) -> dict[Key, tuple[BenchRecord, Measurement]]:
+    """Each (workload, threads)'s latest measurement on ``side`` (records read oldest first)."""
+    latest: dict[Key, tuple[BenchRecord, Measurement]] = {}
     for record in sorted((r for r in records if r.side == side), key=lambda r: r.created):
         for measurement in record.measurements:
-            latest[measurement.workload] = (record, measurement)
+            latest[(measurement.workload, record.threads)] = (record, measurement)
     return latest
 
 
+def _label(workload: str, threads: int) -> str:
+    return workload if threads == 1 else f"{workload} [{threads} threads]"
+
+
 def speed_rows(records: Sequence[BenchRecord]) -> list[SpeedRow]:
-    """Rows for every workload measured on our side, paired with the official side's latest."""
+    """Rows for every workload (and thread count) measured on our side, paired with the official
+    side's latest at the same thread count."""
     ours, official = _latest(records, "ours"), _latest(records, "official")
     rows = []
-    for workload, (record, mine) in ours.items():
-        other = official.get(workload)
+    for key, (record, mine) in sorted(ours.items(), key=lambda item: item[0][1]):
+        other = official.get(key)
         median = statistics.median(mine.cpu)
         rows.append(
             SpeedRow(
-                workload=workload,
+                workload=_label(*key),
                 unit=mine.unit,
                 ours_min=min(mine.cpu),
                 ours_median=median,
@@ -242,6 +250,19 @@ def speed_rows(records: Sequence[BenchRecord]) -> list[SpeedRow]:
             )
         )
     return rows
+
+
+def thread_scaling(records: Sequence[BenchRecord]) -> list[str]:
+    """``workload: 1 → N threads, X× less wall time`` (medians) for each workload of ours measured
+    at one thread and at more. Wall time, because CPU seconds add up over threads."""
+    ours = _latest(records, "ours")
+    lines = []
+    for (workload, threads), (_, many) in sorted(ours.items(), key=lambda item: item[0][1]):
+        one = ours.get((workload, 1))
+        if threads > 1 and one is not None:
+            gain = statistics.median(one[1].wall) / statistics.median(many.wall)
+            lines.append(f"{workload}: 1 → {threads} threads, {gain:.2f}× less wall time")
+    return lines
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -272,23 +293,25 @@ def speed_table(records: Sequence[BenchRecord]) -> str:
         )
     lines.append("")
     lines.append(_provenance(records))
+    scaling = thread_scaling(records)
+    if scaling:
+        lines += ["", "Thread scaling of ours (median wall seconds; meaningful on an idle machine "
+                  "only): " + "; ".join(scaling) + "."]  # fmt: skip
     return "\n".join(lines)
 
 
 def _provenance(records: Sequence[BenchRecord]) -> str:
     parts = []
     for side in ("ours", "official"):
-        chosen = [r for r in records if r.side == side]
-        if not chosen:
-            continue
-        latest = max(chosen, key=lambda r: r.created)
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(latest.versions.items()))
-        where = f" ({latest.official})" if latest.official else ""
-        parts.append(
-            f"{side}{where}: {latest.created}, commit {latest.git.commit[:7]}"
-            f"{' (dirty)' if latest.git.dirty else ''}, {latest.threads} thread(s), load "
-            f"{latest.load_average}, {latest.hardware.cpu}; {versions}"
-        )
+        shown = {r.created: r for r, _ in _latest(records, side).values()}  # the rows' records
+        for latest in (shown[created] for created in sorted(shown)):
+            versions = ", ".join(f"{k} {v}" for k, v in sorted(latest.versions.items()))
+            where = f" ({latest.official})" if latest.official else ""
+            parts.append(
+                f"{side}{where}: {latest.created}, commit {latest.git.commit[:7]}"
+                f"{' (dirty)' if latest.git.dirty else ''}, {latest.threads} thread(s), load "
+                f"{latest.load_average}, {latest.hardware.cpu}; {versions}"
+            )
     return "CPU seconds per unit, warm-up excluded. " + "; ".join(parts) + "."
 
 

@@ -34,13 +34,13 @@ from common.report import SPEED_BEGIN, SPEED_END, replace_between
 
 
 def _record(
-    side: str, created: str, *measurements: Measurement, peak: float = 100.0
+    side: str, created: str, *measurements: Measurement, peak: float = 100.0, threads: int = 1
 ) -> BenchRecord:
     return BenchRecord(
         paper="toy",
         side=side,  # type: ignore[arg-type]
         created=created,
-        threads=1,
+        threads=threads,
         load_average=0.5,
         matmul_gflops=peak,
         git=GitState(commit="abc1234", dirty=False),
@@ -50,8 +50,10 @@ def _record(
     )
 
 
-def _m(workload: str, cpu: list[float], flops: float | None = None) -> Measurement:
-    return Measurement(workload=workload, unit="s/epoch", cpu=cpu, wall=cpu, flops=flops)
+def _m(
+    workload: str, cpu: list[float], flops: float | None = None, wall: list[float] | None = None
+) -> Measurement:
+    return Measurement(workload=workload, unit="s/epoch", cpu=cpu, wall=wall or cpu, flops=flops)
 
 
 def test_time_samples_runs_warmup_then_one_sample_per_repeat() -> None:
@@ -86,6 +88,19 @@ def test_latest_record_of_each_side_wins_per_workload() -> None:
     rows = {row.workload: row for row in speed_rows([new, ours, old])}
     assert rows["train"].ratio == pytest.approx(5.0)  # the February official record
     assert rows["eval"].ratio == pytest.approx(7.0)  # only the old one measured eval
+
+
+def test_thread_counts_are_rows_of_their_own_paired_at_equal_threads() -> None:
+    one = _record("ours", "2026-01-01T00:00:00+00:00", _m("train", [2.0], wall=[2.0]))
+    two = _record("ours", "2026-01-02T00:00:00+00:00", _m("train", [2.4], wall=[1.6]), threads=2)
+    official = _record("official", "2026-01-01T00:01:00+00:00", _m("train", [6.0]))
+    rows = {row.workload: row for row in speed_rows([official, two, one])}
+    assert set(rows) == {"train", "train [2 threads]"}
+    assert rows["train"].ratio == pytest.approx(3.0)  # not paired with the 2-thread record
+    assert rows["train [2 threads]"].ratio is None
+    table = speed_table([official, two, one])
+    assert "train: 1 → 2 threads, 1.25× less wall time" in table
+    assert "1 thread(s)" in table and "2 thread(s)" in table  # both records' provenance
 
 
 def test_workload_without_official_side_has_no_ratio_and_achieved_gflops_use_median() -> None:
