@@ -134,3 +134,19 @@ def test_tune_rejects_overriding_the_searched_weights(tiny: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         tune(["--dataset", "beauty", "--scale", "smoke", "--out", str(tiny / "t"), "lam=0.2"])
     assert exit_info.value.code == 2
+
+
+def test_profile_splits_a_batch_by_operator_kind_and_the_ranking_in_three(tiny: Path) -> None:
+    from .benchmark import OP_KINDS, profile_evaluation, profile_training
+    from .data import load_dataset
+
+    data = load_dataset("beauty", tiny / "data", 50, user_fraction=0.2)  # > 2 batches
+    shares = profile_training("mclrec", data, batches=1)
+    kinds = [*OP_KINDS, "other element-wise and bookkeeping"]
+    assert sum(shares[k] for k in kinds) == pytest.approx(1.0)
+    assert all(shares[k] >= 0 for k in kinds)
+    assert shares["matrix products"] > 0 and shares["dropout masks (random numbers)"] > 0
+    assert shares["operator calls per batch"] > 100
+    parts = profile_evaluation(data, batch_size=7)
+    assert set(parts) == {"encoder", "score matrix", "top-k and metrics"}
+    assert all(seconds > 0 for seconds in parts.values())
