@@ -16,7 +16,7 @@ from common.losses import nt_xent
 from .augment import crop, mask, reorder, two_views
 from .data import Samples, kept_users, load_dataset, subset_users
 from .losses import margin_regulariser
-from .model import SASRec
+from .model import Dropout, SASRec
 from .train import TEST_METRICS, Config, ModelConfig, Trainer, evaluate
 
 ITEMS = torch.tensor(
@@ -260,3 +260,25 @@ def test_valid_metric_choices_are_what_evaluate_computes() -> None:
 
     computed = {f"{metric}@{k}" for metric in RANK_METRICS for k in RANK_KS}
     assert set(get_args(ValidMetric)) == computed
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5])
+def test_dropout_keeps_1_minus_p_and_scales_the_survivors(p: float) -> None:
+    torch.manual_seed(0)
+    drop = Dropout(p).train()
+    out = drop(torch.ones(1_000_000))
+    kept = out != 0
+    assert float(kept.double().mean()) == pytest.approx(1 - p, abs=0.002)
+    assert torch.all(out[kept] == torch.tensor(1 / (1 - p)))
+    assert float(out.double().mean()) == pytest.approx(1.0, abs=0.005)  # unbiased
+    again = drop(torch.ones(1_000_000))
+    assert not torch.equal(kept, again != 0)  # a fresh mask per call
+
+
+def test_dropout_is_the_identity_in_eval_and_at_zero_and_zeros_at_one() -> None:
+    x = torch.randn(4, 5)
+    assert torch.equal(Dropout(0.5).eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Dropout(1.5)
