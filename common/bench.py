@@ -24,7 +24,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -104,6 +104,39 @@ def time_samples(
         wall.append(time.perf_counter() - start_wall)
         cpu.append(time.process_time() - start_cpu)
     return cpu, wall
+
+
+def count_flops(work: Callable[[], object]) -> float | None:
+    """FLOPs of one call of ``work``: matrix products, convolutions and attention kernels as
+    ``torch.utils.flop_counter`` counts them, except that a sparse @ dense product counts its
+    real 2·nnz·k (the counter would count it as dense). Element-wise work is not counted, so
+    GFLOP/s from this is a lower bound of the arithmetic done. None when zero."""
+    counter = _flop_counter_class()(display=False)
+    with counter:
+        work()
+    total = counter.get_total_flops() + counter.sparse_flops
+    return float(total) if total > 0 else None
+
+
+def _flop_counter_class() -> Any:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Counter(FlopCounterMode):
+        sparse_flops = 0
+
+        def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
+            sparse = [a for a in args if isinstance(a, torch.Tensor) and a.layout != torch.strided]
+            if not sparse:
+                return super()._count_flops(func_packet, out, args, kwargs)  # type: ignore[no-untyped-call]
+            if str(func_packet) in SPARSE_PRODUCTS:
+                self.sparse_flops += 2 * sparse[0]._nnz() * out.shape[-1]
+            return out
+
+    return Counter
+
+
+SPARSE_PRODUCTS = {"aten.mm", "aten.addmm", "aten._sparse_addmm", "aten._sparse_mm"}
 
 
 def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from common.bench import (
     BenchRecord,
     Measurement,
     MeasurementFile,
+    count_flops,
     load_bench,
     main,
     matmul_peak_gflops,
@@ -70,6 +72,20 @@ def test_matmul_peak_is_positive_and_restores_threads() -> None:
     before = torch.get_num_threads()
     assert matmul_peak_gflops(1, size=128, repeats=2) > 0
     assert torch.get_num_threads() == before
+
+
+def test_count_flops_counts_dense_products_only() -> None:
+    import torch
+
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+    assert count_flops(lambda: (a * 2).exp()) is None  # element-wise work is not counted
+    index = torch.tensor([[0, 3, 5], [1, 1, 2]])
+    sparse = torch.sparse_coo_tensor(index, torch.ones(3), (8, 16))
+    dense = torch.randn(16, 4)
+    for matrix in (sparse, sparse.to_sparse_csr()):  # 3 non-zeros x 4 columns x 2, not 8x16x4x2
+        assert count_flops(partial(torch.matmul, matrix, dense)) == 2 * 3 * 4
+        assert count_flops(partial(torch.sparse.mm, matrix, dense)) == 2 * 3 * 4
 
 
 def test_ratio_is_official_median_over_ours_and_mins_separately() -> None:

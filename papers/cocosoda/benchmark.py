@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from common.bench import Measurement, time_samples, write_measurements
+from common.bench import Measurement, count_flops, time_samples, write_measurements
 from common.records import package_versions
 from common.text import STAND_IN, load_encoder, pad_batch
 
@@ -76,8 +76,11 @@ def rows_digest(queries: Sequence[str], pool: Sequence[str], train: Sequence[str
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+Timed = tuple[list[float], list[float], float | None]  # cpu, wall, FLOPs per unit
+
+
 def time_evaluation(encoder: torch.nn.Module, tokenizer: object, queries: list[Pair],
-                    pool: list[Pair], repeats: int) -> tuple[list[float], list[float]]:  # fmt: skip
+                    pool: list[Pair], repeats: int) -> Timed:  # fmt: skip
     result: dict[str, float] = {}
 
     def run() -> None:
@@ -85,12 +88,13 @@ def time_evaluation(encoder: torch.nn.Module, tokenizer: object, queries: list[P
 
     cpu, wall = time_samples(run, repeats)
     print(f"ours: MRR {result['MRR']:.4f} on {len(queries)} queries x {len(pool)} functions")
-    return cpu, wall
+    return cpu, wall, count_flops(run)
 
 
 def time_training(encoder: torch.nn.Module, tokenizer: object, pairs: list[Pair], batch: int,
-                  steps: int) -> tuple[list[float], list[float]]:  # fmt: skip
-    """Per-step (cpu, wall) of ``steps`` CoCoSoDa steps after one warm-up step."""
+                  steps: int) -> Timed:  # fmt: skip
+    """Per-step (cpu, wall) of ``steps`` CoCoSoDa steps after one warm-up step, and the FLOPs of
+    one more step (on the first batch's rows)."""
     config = Config(variant="cocosoda", batch_size=batch)
     model, optim, sched = build(encoder, config, CPU, 1000)
     augment = augment_options(tokenizer, config.aug_prob)
@@ -101,15 +105,19 @@ def time_training(encoder: torch.nn.Module, tokenizer: object, pairs: list[Pair]
     model.train()
     step = 0
 
-    def one_step() -> None:
-        nonlocal step
-        rows = range(step * batch, (step + 1) * batch)
-        step += 1  # counted from 1, as run.py's loop
+    def run_step(index: int, step_number: int) -> None:
+        rows = range(index * batch, (index + 1) * batch)
         c, q = pad_batch([code[i] for i in rows], pad), pad_batch([nl[i] for i in rows], pad)
-        loss = batch_loss(model, config.variant, c, q, step, augment, CPU)
+        loss = batch_loss(model, config.variant, c, q, step_number, augment, CPU)
         update(model, loss, optim, sched, config.max_grad_norm)
 
-    return time_samples(one_step, steps)
+    def one_step() -> None:
+        nonlocal step
+        run_step(step, step + 1)  # steps counted from 1, as run.py's loop
+        step += 1
+
+    cpu, wall = time_samples(one_step, steps)
+    return cpu, wall, count_flops(lambda: run_step(0, step + 1))
 
 
 def measure(args: argparse.Namespace, load: Callable[[str], tuple[object, torch.nn.Module]]
@@ -125,14 +133,16 @@ def measure(args: argparse.Namespace, load: Callable[[str], tuple[object, torch.
     measured = []
     if args.skip != "evaluation":
         tokenizer, encoder = load(args.model)
-        cpu, wall = time_evaluation(encoder, tokenizer, queries, pool, args.repeats)
+        cpu, wall, flops = time_evaluation(encoder, tokenizer, queries, pool, args.repeats)
         name = WORKLOADS["evaluation"].format(queries=len(queries), pool=len(pool))
-        measured.append(Measurement(workload=name, unit=UNITS["evaluation"], cpu=cpu, wall=wall))
+        measured.append(Measurement(workload=name, unit=UNITS["evaluation"], cpu=cpu, wall=wall,
+                                    flops=flops))  # fmt: skip
     if args.skip != "training":
         tokenizer, encoder = load(args.model)
-        cpu, wall = time_training(encoder, tokenizer, train, args.batch, args.steps)
+        cpu, wall, flops = time_training(encoder, tokenizer, train, args.batch, args.steps)
         name = WORKLOADS["training"].format(batch=args.batch)
-        measured.append(Measurement(workload=name, unit=UNITS["training"], cpu=cpu, wall=wall))
+        measured.append(Measurement(workload=name, unit=UNITS["training"], cpu=cpu, wall=wall,
+                                    flops=flops))  # fmt: skip
     return measured, digest
 
 

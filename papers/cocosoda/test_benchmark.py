@@ -132,6 +132,7 @@ def test_ours_writes_a_measurement_file(data: Path, tmp_path: Path) -> None:
     for m in measured.measurements:
         assert len(m.cpu) == len(m.wall) == 2  # --repeats 2, --steps 2: warm-up excluded
         assert all(v > 0 for v in [*m.cpu, *m.wall])
+        assert m.flops is not None and m.flops > 0  # the encoder's products
     urls = [[p.key for p in part] for part in benchmark.select_rows(data, 4, 6, 6)]
     assert measured.versions["ruby slice"] == benchmark.rows_digest(*urls)
     assert "torch" in measured.versions

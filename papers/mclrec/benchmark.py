@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from common.bench import Measurement, time_samples, write_measurements
+from common.bench import Measurement, count_flops, time_samples, write_measurements
 from common.metrics.ranking import ranking_metrics
 from common.records import package_versions
 
@@ -54,8 +53,7 @@ def _measure(variant: Variant, data_root: Path, batches: int, repeats: int) -> l
             trainer.train_batch(*next(stream))
 
     cpu, wall = time_samples(chunk, repeats, warmup=0)
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_batch(*next(stream))
+    batch_flops = count_flops(lambda: trainer.train_batch(*next(stream)))
     scale = per_epoch / batches
     eval_cpu, eval_wall = time_samples(lambda: evaluate(trainer.model, data.test, 2048, CPU), 2)
     return [
@@ -64,7 +62,7 @@ def _measure(variant: Variant, data_root: Path, batches: int, repeats: int) -> l
             unit="s/epoch",
             cpu=[c * scale for c in cpu],
             wall=[w * scale for w in wall],
-            flops=counter.get_total_flops() * per_epoch,
+            flops=batch_flops * per_epoch if batch_flops else None,
         ),
         Measurement(
             workload=f"full test ranking, {variant} (Beauty)",

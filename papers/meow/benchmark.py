@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from common.bench import Measurement, time_samples, write_measurements
+from common.bench import Measurement, count_flops, time_samples, write_measurements
 from common.config import load_config
 from common.records import package_versions
 
@@ -97,9 +97,10 @@ def measure(data_root: Path, epochs: int, prep_repeats: int, threads: int) -> li
             state["wait"] += 1
 
     cpu, wall = time_samples(epoch, epochs)
+    flops = count_flops(epoch)  # dense products only: the sparse graph products are not counted
     return [
         Measurement(workload=WORKLOADS["preprocessing"], unit="s", cpu=prep_cpu, wall=prep_wall),
-        Measurement(workload=WORKLOADS["epoch"], unit="s/epoch", cpu=cpu, wall=wall),
+        Measurement(workload=WORKLOADS["epoch"], unit="s/epoch", cpu=cpu, wall=wall, flops=flops),
     ]
 
 

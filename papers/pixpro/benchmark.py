@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from common.bench import Measurement, positive_int, time_samples, write_measurements
+from common.bench import Measurement, count_flops, positive_int, time_samples, write_measurements
 from common.errors import ClreproError
 from common.records import package_versions
 
@@ -227,13 +227,19 @@ def measure(batch: int, size: int, repeats: int, warmup: int) -> list[Measuremen
     model = build()
     model.train()
     inputs = views(batch, size, SEED)
-    step_cpu, step_wall = time_samples(trainer(model, batch, inputs), repeats, warmup)
+    step = trainer(model, batch, inputs)
+    step_cpu, step_wall = time_samples(step, repeats, warmup)
+    step_flops = count_flops(step)
     ppm = PixelPropagation(OUT, GAMMA, 1)
     run = propagation(ppm, projections(batch, size, SEED), (inputs[2], inputs[3]))
     ppm_cpu, ppm_wall = time_samples(run, repeats, warmup)
     return [
-        Measurement(workload=names["step"], unit="s/step", cpu=step_cpu, wall=step_wall),
-        Measurement(workload=names["ppm"], unit="s/step", cpu=ppm_cpu, wall=ppm_wall),
+        Measurement(
+            workload=names["step"], unit="s/step", cpu=step_cpu, wall=step_wall, flops=step_flops
+        ),
+        Measurement(
+            workload=names["ppm"], unit="s/step", cpu=ppm_cpu, wall=ppm_wall, flops=count_flops(run)
+        ),
     ]
 
 

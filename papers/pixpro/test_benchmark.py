@@ -198,6 +198,7 @@ def test_our_side_times_both_workloads(tmp_path: Path, capsys: pytest.CaptureFix
     for m in measured.measurements:
         assert m.unit == "s/step" and len(m.cpu) == len(m.wall) == 2
         assert all(v > 0 for v in m.cpu + m.wall)
+        assert m.flops is not None and m.flops > 0  # convolutions and products
     reference = tmp_path / "reference.pt"
     data = _our_reference(reference)
     assert benchmark.main([*argv, "--reference", str(reference)]) == 0

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.bench import Measurement, positive_int, time_samples, write_measurements
+from common.bench import Measurement, count_flops, positive_int, time_samples, write_measurements
 from common.config import load_config
 from common.errors import DataError
 from common.interactions import Interactions, NegativeSampler, UserItems, bpr_batches, concat
@@ -172,7 +172,9 @@ def measure(data: Dataset, config: Config, batches: int, repeats: int, prep_repe
             trainer.train_batch(*next(stream))
 
     cpu, wall = time_samples(chunk, repeats, warmup=0)
-    scale = math.ceil(len(data.train) / config.batch_size) / batches
+    per_epoch = math.ceil(len(data.train) / config.batch_size)
+    batch_flops = count_flops(lambda: trainer.train_batch(*next(stream)))  # sparse not counted
+    scale = per_epoch / batches
     valid, history = UserItems(data.valid, data.n_users), UserItems(data.train, data.n_users)
     eval_cpu, eval_wall = time_samples(
         lambda: evaluate(trainer.model, valid, history, config, CPU), eval_repeats
@@ -184,6 +186,7 @@ def measure(data: Dataset, config: Config, batches: int, repeats: int, prep_repe
             unit="s/epoch",
             cpu=[c * scale for c in cpu],
             wall=[w * scale for w in wall],
+            flops=batch_flops * per_epoch if batch_flops else None,
         ),
         Measurement(workload=WORKLOADS["evaluation"], unit="s", cpu=eval_cpu, wall=eval_wall),
     ]

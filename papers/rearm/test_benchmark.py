@@ -153,6 +153,7 @@ def test_our_side_times_the_three_workloads(tiny: Path, capsys: pytest.CaptureFi
     assert set(by_name) == set(benchmark.WORKLOADS.values())
     epoch = by_name[benchmark.WORKLOADS["epoch"]]
     assert epoch.unit == "s/epoch" and len(epoch.cpu) == len(epoch.wall) == 2
+    assert epoch.flops is not None and epoch.flops > 0  # the dense products of an epoch
     assert len(by_name[benchmark.WORKLOADS["preprocessing"]].cpu) == 1
     assert all(v > 0 for m in measured.measurements for v in m.cpu + m.wall)
 
