@@ -80,38 +80,53 @@ def fused_weighted_info_nce(
 ) -> torch.Tensor:
     """``weighted_info_nce(anchor, candidates, negative_weights(assignments), tau)`` without
     the N×N weight matrix, and with its N×N gradient computed in the same row blocks (of about
-    ``block_floats`` entries, 4 MB: they stay in cache between the passes)."""
+    ``block_floats`` entries, 4 MB: they stay in cache between the passes).
+
+    Sums are taken in linear space, ``log Σ_j w_ij exp(s_ij)`` with one ``exp`` per pair, as the
+    official code does, when |s_ij| ≤ ‖a_i‖‖c_j‖/τ cannot overflow float32 (MEOW's embeddings
+    are L2-normalised: |s| ≤ 1/τ); otherwise each row is shifted by its maximum first."""
     sim = anchor @ candidates.t() / tau
     rows = max(1, block_floats // sim.shape[1])
-    lse: torch.Tensor = _WeightedLogSumExp.apply(sim, tuple(assignments), rows)  # type: ignore[no-untyped-call]
+    bound = float(anchor.detach().norm(dim=1).max() * candidates.detach().norm(dim=1).max()) / tau
+    shift = not bound < SAFE_EXP
+    lse: torch.Tensor = _WeightedLogSumExp.apply(sim, tuple(assignments), rows, shift)  # type: ignore[no-untyped-call]
     return lse - sim.diagonal().mean()
+
+
+SAFE_EXP = 80.0  # exp(80) ≈ 5.5e34: N·K·exp(80) stays far below float32's 3.4e38 for any N here
 
 
 class _WeightedLogSumExp(torch.autograd.Function):
     """``mean_i log Σ_j w_ij exp(s_ij)`` with ``w_ij`` the number of clusterings separating
-    ``i`` and ``j``, one row block at a time; the gradient ``softmax(s + log w)/N`` is stored
-    while the block is in cache and only scaled in ``backward`` (the output is a scalar)."""
+    ``i`` and ``j``, one row block at a time; the gradient ``w_ij exp(s_ij) / (N Σ_j …)`` is
+    stored while the block is in cache and only scaled in ``backward`` (the output is a
+    scalar)."""
 
     @staticmethod
     def forward(
-        ctx: Any, sim: torch.Tensor, assignments: tuple[torch.Tensor, ...], rows: int
+        ctx: Any, sim: torch.Tensor, assignments: tuple[torch.Tensor, ...], rows: int, shift: bool
     ) -> torch.Tensor:
         n = sim.shape[0]
         lse = sim.new_empty(n)
         grad = torch.empty_like(sim) if ctx.needs_input_grad[0] else None
         for start in range(0, n, rows):
             block = slice(start, start + rows)
-            weight = torch.zeros(sim[block].shape, dtype=sim.dtype)
+            weighted = torch.zeros(sim[block].shape, dtype=sim.dtype)
             for a in assignments:
-                weight += a[block].unsqueeze(1) != a.unsqueeze(0)
-            z = sim[block] + weight.log_()
-            lse[block] = torch.logsumexp(z, dim=1)
+                weighted += a[block].unsqueeze(1) != a.unsqueeze(0)
+            if shift:
+                top = sim[block].max(dim=1, keepdim=True).values
+                weighted.mul_(torch.sub(sim[block], top).exp_())
+            else:
+                weighted.mul_(sim[block].exp())
+            total = weighted.sum(dim=1)
+            lse[block] = total.log() + (top.squeeze(1) if shift else 0.0)
             if grad is not None:
-                torch.exp(z.sub_(lse[block].unsqueeze(1)), out=grad[block]).div_(n)
+                torch.div(weighted, total.unsqueeze(1) * n, out=grad[block])
         ctx.save_for_backward(grad)
         return lse.mean()
 
     @staticmethod
-    def backward(ctx: Any, out: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+    def backward(ctx: Any, out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
         (grad,) = ctx.saved_tensors
-        return (None if grad is None else out * grad), None, None
+        return (None if grad is None else out * grad), None, None, None

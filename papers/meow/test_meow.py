@@ -172,6 +172,23 @@ def test_fused_weighted_info_nce_equals_previous_values_and_gradients() -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_fused_weighted_info_nce_shifts_rows_where_exp_would_overflow() -> None:
+    """Unnormalised embeddings with a small τ (|s| up to ~1e3): still finite and equal to the
+    log-space reference, values and gradients."""
+    torch.manual_seed(1)
+    c = (10 * F.normalize(torch.randn(30, 4), dim=1)).requires_grad_(True)
+    f = (10 * F.normalize(torch.randn(30, 4), dim=1)).requires_grad_(True)
+    assign = [torch.randint(0, 4, (30,)), torch.randint(0, 6, (30,))]
+    old = weighted_info_nce(c, f, negative_weights(assign), 0.1)
+    new = fused_weighted_info_nce(c, f, assign, 0.1, block_floats=8 * 30)
+    assert torch.isfinite(new)
+    torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-4)
+    for a, b in zip(
+        torch.autograd.grad(new, [c, f]), torch.autograd.grad(old, [c, f]), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_adaptive_info_nce_includes_the_weighted_positive() -> None:
     torch.manual_seed(0)
     f, c = F.normalize(torch.randn(7, 4), dim=1), F.normalize(torch.randn(7, 4), dim=1)
