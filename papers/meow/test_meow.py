@@ -189,6 +189,14 @@ def test_fused_weighted_info_nce_shifts_rows_where_exp_would_overflow() -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_fused_weighted_info_nce_refuses_a_second_backward() -> None:
+    c = F.normalize(torch.randn(6, 4), dim=1).requires_grad_(True)
+    loss = fused_weighted_info_nce(c, c.detach(), [torch.tensor([0, 0, 1, 1, 2, 2])], 0.5)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_adaptive_info_nce_includes_the_weighted_positive() -> None:
     torch.manual_seed(0)
     f, c = F.normalize(torch.randn(7, 4), dim=1), F.normalize(torch.randn(7, 4), dim=1)
