@@ -332,11 +332,16 @@ def _attempt(entry: PaperEntry, info: PaperInfo, inv: Invocation, variant: str, 
              config: StrictModel, base: Path) -> Path:  # fmt: skip
     """One attempt at a run: a fresh (or resumed) work folder, cleaned up if it fails early."""
     run_dir = choose_run_dir(base, inv.resume)
-    _barrier()  # every rank chose the same folder before any rank creates it
     done = run_dir / DONE_NAME
     if inv.resume and done.is_file():
-        print(f"already recorded: {done.read_text().strip()}", file=sys.stderr)
-        return Path(done.read_text().strip())
+        recorded = Path(done.read_text().strip())
+        if recorded.resolve().is_relative_to(inv.results_dir.resolve()):
+            _barrier()
+            print(f"already recorded: {recorded}", file=sys.stderr)
+            return recorded
+        # finished for another results folder (a tuning search's): a new attempt for this one
+        run_dir = choose_run_dir(base, resume=False)
+    _barrier()  # every rank chose the same folder before any rank creates it
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx: RunContext | None = None
     try:

@@ -120,6 +120,23 @@ def test_resume_skips_recorded_seed(tmp_path: Path) -> None:
     assert len(load_records(tmp_path / "results", "toy")) == 1
 
 
+def test_a_run_finished_for_another_results_folder_is_trained_for_this_one(
+    tmp_path: Path,
+) -> None:
+    """Same work folder, other results folder (a tuning search, then the table's seeds): the
+    finished work folder must not stand in for a record that this results folder lacks."""
+    entry = make_toy_paper(tmp_path)
+    assert main(entry, _argv(tmp_path, "--variants", "plain")) == 0
+    other = [*_argv(tmp_path, "--variants", "plain", "--resume")]
+    other[other.index("--results-dir") + 1] = str(tmp_path / "elsewhere")
+    assert main(entry, other) == 0
+    (first,) = load_records(tmp_path / "results", "toy")
+    (second,) = load_records(tmp_path / "elsewhere", "toy")
+    assert second.metrics == first.metrics  # the same run, trained again
+    assert main(entry, other) == 0  # now recorded here: skipped
+    assert len(load_records(tmp_path / "elsewhere", "toy")) == 1
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
