@@ -109,9 +109,9 @@ class _WeightedLogSumExp(torch.autograd.Function):
         n = sim.shape[0]
         lse = sim.new_empty(n)
         grad = torch.empty_like(sim) if ctx.needs_input_grad[0] else None
+        first, *others = assignments
         for start in range(0, n, rows):
             block = slice(start, start + rows)
-            first, *others = assignments
             weighted = (first[block].unsqueeze(1) != first.unsqueeze(0)).to(sim.dtype)
             for a in others:
                 weighted += a[block].unsqueeze(1) != a.unsqueeze(0)
